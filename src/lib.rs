@@ -1,14 +1,13 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! hookguard: an admission webhook and finalizer sidecar that makes Argo CD resource hooks,
+//! and the Helm hooks Argo CD maps onto them, safe, explicit and cleaned up.
+//!
+//! Layout: pure decisions in the middle (`hooks`, `rules`, `mutation`, `admission`), I/O at
+//! the edges (`server`, `certs`, `cli`).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod admission;
+pub mod certs;
+pub mod cli;
+pub mod hooks;
+pub mod mutation;
+pub mod rules;
+pub mod server;

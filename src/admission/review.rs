@@ -1,0 +1,294 @@
+//! The wire format: reading an AdmissionReview request and writing the response.
+
+use crate::hooks::HookObject;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body is not an AdmissionReview: {0}")]
+    NotAReview(String),
+    #[error("apiVersion is {0:?}, expected \"admission.k8s.io/v1\" (set admissionReviewVersions: [v1])")]
+    WrongApiVersion(String),
+    #[error("kind is {0:?}, expected \"AdmissionReview\"")]
+    WrongKind(String),
+    #[error("the review has no request")]
+    MissingRequest,
+    #[error("the request has no uid")]
+    MissingUid,
+    #[error("unknown operation {0:?}")]
+    UnknownOperation(String),
+    #[error("request.object is missing or null on {0}")]
+    MissingObject(&'static str),
+    #[error("request.object is not a readable object: {0}")]
+    UnreadableObject(String),
+    #[error("request.oldObject is missing or unreadable on UPDATE: {0}")]
+    UnreadableOldObject(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Operation> {
+        [
+            Operation::Create,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Connect,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    api_version: Option<String>,
+    kind: Option<String>,
+    #[serde(borrow)]
+    request: Option<WireRequest<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest<'a> {
+    uid: Option<String>,
+    kind: Option<WireGvk>,
+    name: Option<String>,
+    namespace: Option<String>,
+    operation: Option<String>,
+    user_info: Option<WireUser>,
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow)]
+    old_object: Option<&'a RawValue>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct WireGvk {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    #[serde(default)]
+    username: String,
+}
+
+/// A readable admission request; the objects stay raw until the decision needs them.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub uid: String,
+    /// `Kind` or `Kind.group`.
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub operation: Operation,
+    pub user: String,
+    pub dry_run: bool,
+    /// `None` when absent or JSON `null`.
+    pub object: Option<&'a RawValue>,
+    pub old_object: Option<&'a RawValue>,
+}
+
+fn is_null(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get().trim() == "null")
+}
+
+impl<'a> Request<'a> {
+    /// Reads a review; on failure returns the uid when it could be read, and why.
+    pub fn parse(body: &'a [u8]) -> Result<Request<'a>, (Option<String>, ReviewError)> {
+        let envelope: Envelope<'a> = serde_json::from_slice(body).map_err(|e| {
+            let error = if e.is_syntax() || e.is_eof() {
+                ReviewError::NotJson(e.to_string())
+            } else {
+                ReviewError::NotAReview(e.to_string())
+            };
+            (None, error)
+        })?;
+        let uid = envelope
+            .request
+            .as_ref()
+            .and_then(|r| r.uid.clone())
+            .filter(|u| !u.is_empty());
+        let fail = |e: ReviewError| Err((uid.clone(), e));
+        match envelope.api_version.as_deref() {
+            Some(API_VERSION) => {}
+            other => return fail(ReviewError::WrongApiVersion(other.unwrap_or("").into())),
+        }
+        match envelope.kind.as_deref() {
+            Some(KIND) => {}
+            other => return fail(ReviewError::WrongKind(other.unwrap_or("").into())),
+        }
+        let Some(req) = envelope.request else {
+            return fail(ReviewError::MissingRequest);
+        };
+        let Some(uid) = uid.clone() else {
+            return fail(ReviewError::MissingUid);
+        };
+        let op_text = req.operation.unwrap_or_default();
+        let Some(operation) = Operation::parse(&op_text) else {
+            return fail(ReviewError::UnknownOperation(op_text));
+        };
+        let kind = req
+            .kind
+            .map(|k| {
+                if k.group.is_empty() {
+                    k.kind
+                } else {
+                    format!("{}.{}", k.kind, k.group)
+                }
+            })
+            .unwrap_or_default();
+        Ok(Request {
+            uid,
+            kind,
+            name: req.name.unwrap_or_default(),
+            namespace: req.namespace.unwrap_or_default(),
+            operation,
+            user: req.user_info.map(|u| u.username).unwrap_or_default(),
+            dry_run: req.dry_run.unwrap_or(false),
+            object: req.object.filter(|o| !is_null(Some(o))),
+            old_object: req.old_object.filter(|o| !is_null(Some(o))),
+        })
+    }
+}
+
+/// An UPDATE that hookguard always allows: the object is being deleted (only finalizer
+/// removal is possible then), or nothing but `metadata.finalizers` changed — Argo CD removes
+/// its hook finalizer with a full PUT, and blocking that leaves hooks stuck.
+pub fn update_is_exempt(
+    object: &HookObject,
+    new_raw: &RawValue,
+    old_raw: Option<&RawValue>,
+) -> Result<bool, ReviewError> {
+    if object.is_being_deleted() {
+        return Ok(true);
+    }
+    let Some(old_raw) = old_raw else {
+        return Err(ReviewError::UnreadableOldObject("absent".into()));
+    };
+    let old: HookObject = serde_json::from_str(old_raw.get())
+        .map_err(|e| ReviewError::UnreadableOldObject(e.to_string()))?;
+    if old.is_being_deleted() {
+        return Ok(true);
+    }
+    let finalizers = |o: &HookObject| o.metadata.as_ref().and_then(|m| m.finalizers.clone());
+    if finalizers(&old) == finalizers(object) {
+        return Ok(false);
+    }
+    let new = without_volatile_fields(new_raw)
+        .map_err(|e| ReviewError::UnreadableObject(e.to_string()))?;
+    let old = without_volatile_fields(old_raw)
+        .map_err(|e| ReviewError::UnreadableOldObject(e.to_string()))?;
+    Ok(new == old)
+}
+
+/// The object without the fields a finalizer-only write changes: the finalizers themselves
+/// and what the apiserver updates on every write.
+fn without_volatile_fields(raw: &RawValue) -> Result<Value, serde_json::Error> {
+    let mut v: Value = serde_json::from_str(raw.get())?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in ["finalizers", "managedFields", "resourceVersion"] {
+            meta.remove(key);
+        }
+    }
+    Ok(v)
+}
+
+/// The `status` of a denied or invalid response (a metav1.Status).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    status: &'static str,
+    message: String,
+    reason: &'static str,
+    code: u16,
+}
+
+impl Status {
+    pub fn forbidden(message: String) -> Status {
+        Status {
+            status: "Failure",
+            message,
+            reason: "Forbidden",
+            code: 403,
+        }
+    }
+
+    pub fn invalid(message: String) -> Status {
+        Status {
+            status: "Failure",
+            message,
+            reason: "BadRequest",
+            code: 400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Base64 of the JSON Patch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: &'a Response,
+}
+
+impl Response {
+    pub fn encode(mut self) -> Vec<u8> {
+        if self.patch.is_some() {
+            self.patch_type = Some("JSONPatch");
+        }
+        let out = ReviewOut {
+            api_version: API_VERSION,
+            kind: KIND,
+            response: &self,
+        };
+        // Strings, bools and maps of strings always serialise.
+        serde_json::to_vec(&out).unwrap_or_default()
+    }
+}

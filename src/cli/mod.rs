@@ -1,0 +1,243 @@
+//! The command line: one binary, one subcommand per part. Every flag also reads a
+//! `HOOKGUARD_*` environment variable.
+
+use crate::admission::AdmissionConfig;
+use crate::mutation::{KindRef, MutationSettings};
+use crate::server;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookguard",
+    version,
+    about = "Makes Argo CD and Helm resource hooks safe, explicit and cleaned up"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the validating (/validate) and mutating (/mutate) admission webhooks over HTTPS.
+    Serve(ServeArgs),
+    /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, global = true, env = "HOOKGUARD_LOG_FORMAT", value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+    /// Log level or tracing filter (e.g. `info`, `hookguard=debug`).
+    #[arg(long, global = true, env = "HOOKGUARD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOOKGUARD_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// PEM certificate chain for TLS.
+    #[arg(long, env = "HOOKGUARD_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// PEM private key for TLS (PKCS#8, PKCS#1 or SEC1; ECDSA or RSA).
+    #[arg(long, env = "HOOKGUARD_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Largest accepted request body, in bytes (larger requests get 413).
+    #[arg(long, env = "HOOKGUARD_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Do not add the cleanup finalizer (for clusters where the finalizer sidecar does not run).
+    #[arg(long, env = "HOOKGUARD_NO_FINALIZER")]
+    pub no_finalizer: bool,
+    /// Do not mark hooks as managed (no label, no finalizer).
+    #[arg(long, env = "HOOKGUARD_NO_MANAGED_LABEL")]
+    pub no_managed_label: bool,
+    /// Do not write Argo CD annotations derived from Helm's.
+    #[arg(long, env = "HOOKGUARD_NO_TRANSLATE_HELM")]
+    pub no_translate_helm: bool,
+    /// Do not write BeforeHookCreation when no delete policy is given.
+    #[arg(long, env = "HOOKGUARD_NO_EXPLICIT_DEFAULT_POLICY")]
+    pub no_explicit_default_policy: bool,
+    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind).
+    #[arg(
+        long,
+        env = "HOOKGUARD_MANAGED_KINDS",
+        value_delimiter = ',',
+        default_value = "Job.batch,Pod,Workflow.argoproj.io",
+        value_parser = parse_kind
+    )]
+    pub managed_kinds: Vec<KindRef>,
+    /// How long to let requests in flight finish on SIGTERM/SIGINT.
+    #[arg(long, env = "HOOKGUARD_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    #[arg(long, env = "HOOKGUARD_CERTS_OUT")]
+    pub out: PathBuf,
+    /// DNS name or IP address for the serving certificate (repeatable).
+    #[arg(long = "host", env = "HOOKGUARD_CERTS_HOSTS", value_delimiter = ',', required = true)]
+    pub hosts: Vec<String>,
+    /// Validity in days.
+    #[arg(long, env = "HOOKGUARD_CERTS_DAYS", default_value_t = 365)]
+    pub days: u32,
+}
+
+fn parse_kind(s: &str) -> Result<KindRef, String> {
+    KindRef::parse(s.trim()).ok_or_else(|| format!("`{s}` is not Kind or Kind.group"))
+}
+
+/// `30s`, `5m`, `1h`, `250ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
+    }
+}
+
+impl ServeArgs {
+    pub fn admission_config(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            mutation: MutationSettings {
+                translate_helm: !self.no_translate_helm,
+                explicit_default_policy: !self.no_explicit_default_policy,
+                mark_managed: !self.no_managed_label,
+                add_finalizer: !self.no_finalizer,
+                managed_kinds: self.managed_kinds.clone(),
+            },
+            ..AdmissionConfig::default()
+        }
+    }
+}
+
+fn init_logging(args: &LogArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level {:?} is not a valid filter", args.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Plain => builder.init(),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    init_logging(&cli.log)?;
+    match cli.command {
+        Command::Certs(args) => {
+            let bundle = crate::certs::generate(&args.hosts, args.days)?;
+            crate::certs::write(&args.out, &bundle)?;
+            println!(
+                "wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key for {1}",
+                args.out.display(),
+                args.hosts.join(", ")
+            );
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let tls = server::tls::load_server_config(&args.tls_cert, &args.tls_key)
+        .context("cannot load the TLS certificate")?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let state = server::AppState {
+        admission: Arc::new(args.admission_config()),
+    };
+    let app = server::router(state, args.max_body_bytes);
+    tracing::info!(addr = %args.addr, "hookguard webhook serving HTTPS on /validate and /mutate");
+    server::serve(listener, tls, app, shutdown_signal(), args.shutdown_timeout).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kinds_parse() {
+        assert_eq!(parse_kind("Job.batch"), Ok(KindRef::new("batch", "Job")));
+        assert_eq!(parse_kind("Pod"), Ok(KindRef::new("", "Pod")));
+        assert_eq!(parse_kind("Workflow.argoproj.io"), Ok(KindRef::new("argoproj.io", "Workflow")));
+        assert!(parse_kind("").is_err());
+    }
+}

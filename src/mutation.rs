@@ -1,0 +1,264 @@
+//! The mutating webhook's decision, shared with `translate`: which metadata to write on a
+//! hook, and the RFC 6902 JSON Patch that writes it. Pure.
+//!
+//! Invariants (tested): the patch applies to the object it was computed for even when
+//! `metadata.annotations`, `labels` or `finalizers` are absent; keys are escaped per RFC 6901;
+//! a second pass over the patched object yields no patch; nothing the user wrote is
+//! overwritten (an annotation with an invalid value is left for the validating webhook to
+//! report); Argo CD's tracking metadata and its hook finalizer are never touched.
+
+use crate::hooks::{keys, HookModel, HookObject, Source};
+use json_patch::{AddOperation, Patch, PatchOperation};
+use json_patch::jsonptr::PointerBuf;
+use serde_json::{json, Map, Value};
+
+/// A Kubernetes kind by API group and kind name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindRef {
+    pub group: String,
+    pub kind: String,
+}
+
+impl KindRef {
+    pub fn new(group: &str, kind: &str) -> KindRef {
+        KindRef {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
+
+    /// The kinds the finalizer sidecar cleans up by default: Job, Pod, Argo Workflow.
+    pub fn default_managed() -> Vec<KindRef> {
+        vec![
+            KindRef::new("batch", "Job"),
+            KindRef::new("", "Pod"),
+            KindRef::new("argoproj.io", "Workflow"),
+        ]
+    }
+
+    /// `Kind.group` (or `Kind` for the core group), the form used on the command line.
+    pub fn parse(s: &str) -> Option<KindRef> {
+        let (kind, group) = s.split_once('.').unwrap_or((s, ""));
+        (!kind.is_empty()).then(|| KindRef::new(group, kind))
+    }
+}
+
+/// The mutation switches (the policy file's `mutation` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutationSettings {
+    /// Write explicit Argo annotations derived from Helm's.
+    pub translate_helm: bool,
+    /// Write `BeforeHookCreation` when no valid delete policy is given.
+    pub explicit_default_policy: bool,
+    /// Add the managed label on CREATE.
+    pub mark_managed: bool,
+    /// Add the cleanup finalizer on CREATE (off where the sidecar does not run yet).
+    pub add_finalizer: bool,
+    /// Kinds that get the label and finalizer.
+    pub managed_kinds: Vec<KindRef>,
+}
+
+impl Default for MutationSettings {
+    fn default() -> Self {
+        MutationSettings {
+            translate_helm: true,
+            explicit_default_policy: true,
+            mark_managed: true,
+            add_finalizer: true,
+            managed_kinds: KindRef::default_managed(),
+        }
+    }
+}
+
+/// Whether the object is being created (label and finalizer are added only then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Create,
+    Update,
+    /// Offline translation: annotations only, and label/finalizer only when asked.
+    Offline { managed: bool },
+}
+
+/// What to write into the object's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataChanges {
+    /// Annotations to set, in a stable order.
+    pub annotations: Vec<(&'static str, String)>,
+    pub add_managed_label: bool,
+    pub add_finalizer: bool,
+}
+
+impl MetadataChanges {
+    pub fn is_empty(&self) -> bool {
+        self.annotations.is_empty() && !self.add_managed_label && !self.add_finalizer
+    }
+}
+
+/// Decides the metadata changes for one object.
+pub fn plan(
+    object: &HookObject,
+    model: &HookModel,
+    settings: &MutationSettings,
+    stage: Stage,
+) -> MetadataChanges {
+    let mut changes = MetadataChanges::default();
+    if !model.runs_as_hook() || object.is_being_deleted() {
+        return changes;
+    }
+    let mut derived: Vec<String> = Vec::new();
+
+    if settings.translate_helm && model.argo_hook.is_none() {
+        let types = model.helm_types_for_argo();
+        if !types.is_empty() {
+            let value: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+            let value = value.join(",");
+            derived.push(format!("hook={value} from helm.sh/hook"));
+            changes.annotations.push((keys::ARGO_HOOK, value));
+        }
+    }
+
+    if settings.translate_helm
+        && !object
+            .annotations()
+            .is_some_and(|a| a.contains_key(keys::ARGO_SYNC_WAVE))
+        && model.wave.source == Source::Helm
+    {
+        let value = model.wave.value.to_string();
+        derived.push(format!("sync-wave={value} from helm.sh/hook-weight"));
+        changes.annotations.push((keys::ARGO_SYNC_WAVE, value));
+    }
+
+    let set = &model.delete_policies;
+    let argo_value_is_clean = match &model.argo_delete_policy {
+        None => true,
+        // Only a value whose every item Argo reads may be rewritten: a typo stays visible.
+        Some(_) => set.argo_unknown.is_empty() && !set.from_argo.is_empty(),
+    };
+    let adds_helm = settings.translate_helm && set.from_helm.iter().any(|p| !set.from_argo.contains(p));
+    let writes_default = settings.explicit_default_policy && set.defaulted;
+    if argo_value_is_clean && (adds_helm || writes_default) {
+        let value = set.to_argo_value();
+        derived.push(if set.defaulted {
+            format!("hook-delete-policy={value} (Argo CD default)")
+        } else {
+            format!("hook-delete-policy={value} from helm.sh/hook-delete-policy")
+        });
+        changes.annotations.push((keys::ARGO_DELETE_POLICY, value));
+    }
+
+    if !derived.is_empty() {
+        changes
+            .annotations
+            .push((keys::HOOKGUARD_DERIVED, derived.join("; ")));
+    }
+
+    let manage = match stage {
+        Stage::Create => true,
+        Stage::Update => false,
+        Stage::Offline { managed } => managed,
+    };
+    let kind_managed = settings
+        .managed_kinds
+        .iter()
+        .any(|k| object.is_kind(&k.group, &k.kind));
+    let meta = object.metadata.as_ref();
+    let label = meta
+        .and_then(|m| m.labels.as_ref())
+        .and_then(|l| l.get(keys::MANAGED_LABEL));
+    // A user-set label with another value (e.g. "false") opts the object out.
+    let opted_out = label.is_some_and(|v| v != keys::MANAGED_LABEL_VALUE);
+    if manage && kind_managed && !opted_out {
+        changes.add_managed_label = settings.mark_managed && label.is_none();
+        let has_finalizer = meta
+            .and_then(|m| m.finalizers.as_ref())
+            .is_some_and(|f| f.iter().any(|f| f == keys::CLEANUP_FINALIZER));
+        changes.add_finalizer = settings.add_finalizer && settings.mark_managed && !has_finalizer;
+    }
+    changes
+}
+
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(tokens),
+        value,
+    })
+}
+
+/// The JSON Patch that applies `changes` to `object`'s current metadata.
+pub fn to_json_patch(object: &HookObject, changes: &MetadataChanges) -> Patch {
+    let mut ops = Vec::new();
+    if changes.is_empty() {
+        return Patch(ops);
+    }
+    let Some(meta) = object.metadata.as_ref() else {
+        // No metadata at all (only possible offline): write it whole.
+        let mut m = Map::new();
+        if !changes.annotations.is_empty() {
+            m.insert("annotations".into(), annotation_map(changes));
+        }
+        if changes.add_managed_label {
+            m.insert(
+                "labels".into(),
+                json!({ keys::MANAGED_LABEL: keys::MANAGED_LABEL_VALUE }),
+            );
+        }
+        if changes.add_finalizer {
+            m.insert("finalizers".into(), json!([keys::CLEANUP_FINALIZER]));
+        }
+        ops.push(add(&["metadata"], Value::Object(m)));
+        return Patch(ops);
+    };
+
+    if !changes.annotations.is_empty() {
+        if meta.annotations.is_some() {
+            for (key, value) in &changes.annotations {
+                ops.push(add(&["metadata", "annotations", key], json!(value)));
+            }
+        } else {
+            ops.push(add(&["metadata", "annotations"], annotation_map(changes)));
+        }
+    }
+    if changes.add_managed_label {
+        if meta.labels.is_some() {
+            ops.push(add(
+                &["metadata", "labels", keys::MANAGED_LABEL],
+                json!(keys::MANAGED_LABEL_VALUE),
+            ));
+        } else {
+            ops.push(add(
+                &["metadata", "labels"],
+                json!({ keys::MANAGED_LABEL: keys::MANAGED_LABEL_VALUE }),
+            ));
+        }
+    }
+    if changes.add_finalizer {
+        if meta.finalizers.is_some() {
+            ops.push(add(
+                &["metadata", "finalizers", "-"],
+                json!(keys::CLEANUP_FINALIZER),
+            ));
+        } else {
+            ops.push(add(
+                &["metadata", "finalizers"],
+                json!([keys::CLEANUP_FINALIZER]),
+            ));
+        }
+    }
+    Patch(ops)
+}
+
+fn annotation_map(changes: &MetadataChanges) -> Value {
+    let map: Map<String, Value> = changes
+        .annotations
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests;
