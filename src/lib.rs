@@ -8,6 +8,7 @@ pub mod admission;
 pub mod certs;
 pub mod cli;
 pub mod hooks;
+pub mod lint;
 pub mod mutation;
 pub mod rules;
 pub mod server;

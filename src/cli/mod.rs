@@ -1,6 +1,9 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod lint;
+pub mod translate;
+
 use crate::admission::AdmissionConfig;
 use crate::mutation::{KindRef, MutationSettings};
 use crate::server;
@@ -30,6 +33,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
+    /// Check manifests (files, directories, stdin) with the webhook's rules; exit 1 on deny.
+    Lint(lint::LintArgs),
+    /// Write the mutating webhook's changes into manifests (stdin to stdout by default).
+    Translate(translate::TranslateArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -41,10 +48,21 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, global = true, env = "HOOKGUARD_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGUARD_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     pub log_format: LogFormat,
     /// Log level or tracing filter (e.g. `info`, `hookguard=debug`).
-    #[arg(long, global = true, env = "HOOKGUARD_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGUARD_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 }
 
@@ -94,14 +112,19 @@ pub struct CertsArgs {
     #[arg(long, env = "HOOKGUARD_CERTS_OUT")]
     pub out: PathBuf,
     /// DNS name or IP address for the serving certificate (repeatable).
-    #[arg(long = "host", env = "HOOKGUARD_CERTS_HOSTS", value_delimiter = ',', required = true)]
+    #[arg(
+        long = "host",
+        env = "HOOKGUARD_CERTS_HOSTS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub hosts: Vec<String>,
     /// Validity in days.
     #[arg(long, env = "HOOKGUARD_CERTS_DAYS", default_value_t = 365)]
     pub days: u32,
 }
 
-fn parse_kind(s: &str) -> Result<KindRef, String> {
+pub(crate) fn parse_kind(s: &str) -> Result<KindRef, String> {
     KindRef::parse(s.trim()).ok_or_else(|| format!("`{s}` is not Kind or Kind.group"))
 }
 
@@ -157,13 +180,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -188,6 +212,8 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Lint(args) => lint::run(args),
+        Command::Translate(args) => translate::run(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -237,7 +263,10 @@ mod tests {
     fn kinds_parse() {
         assert_eq!(parse_kind("Job.batch"), Ok(KindRef::new("batch", "Job")));
         assert_eq!(parse_kind("Pod"), Ok(KindRef::new("", "Pod")));
-        assert_eq!(parse_kind("Workflow.argoproj.io"), Ok(KindRef::new("argoproj.io", "Workflow")));
+        assert_eq!(
+            parse_kind("Workflow.argoproj.io"),
+            Ok(KindRef::new("argoproj.io", "Workflow"))
+        );
         assert!(parse_kind("").is_err());
     }
 }
