@@ -321,7 +321,7 @@ impl<'t> Editor<'t> {
         if !matches!(last.value, Value::Str(_)) || self.text[last.span.clone()].contains('\n') {
             return None;
         }
-        let indent = line_prefix(self.text, seq.span.start)?;
+        let indent = dash_prefix(self.text, seq.span.start)?;
         // After the end of the line the last item is on.
         let (at, lead) = match self.text[last.span.end..].find('\n') {
             Some(i) => (last.span.end + i + 1, ""),
@@ -349,6 +349,16 @@ fn line_prefix(text: &str, at: usize) -> Option<&str> {
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let prefix = &text[line_start..at];
     prefix.bytes().all(|b| b == b' ').then_some(prefix)
+}
+
+/// The indentation of the `- ` that introduces a block sequence starting at `at` (a block
+/// sequence's span starts at its first item's content).
+fn dash_prefix(text: &str, at: usize) -> Option<&str> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = text[line_start..at]
+        .trim_end_matches(' ')
+        .strip_suffix('-')?;
+    before.bytes().all(|b| b == b' ').then_some(before)
 }
 
 fn render_insert(text: &str, insert: &Insert<'_>) -> Option<Edit> {
