@@ -378,10 +378,22 @@ fn render_insert(text: &str, insert: &Insert<'_>) -> Option<Edit> {
                 serde_json::to_string(v).ok()?
             ));
         }
-        let mut out = parts.join(", ");
-        if !existing.is_empty() {
-            out.push_str(", ");
-        }
+        // Pretty-printed JSON (`{` ends its line): one entry per line, at the entries' indent.
+        let after = &text[map.span.start + 1..];
+        let indent: String = after
+            .strip_prefix('\n')
+            .map(|rest| rest.chars().take_while(|c| *c == ' ').collect())
+            .unwrap_or_default();
+        let out = if !existing.is_empty() && !indent.is_empty() {
+            parts
+                .iter()
+                .map(|p| format!("\n{indent}{p},"))
+                .collect::<String>()
+        } else if !existing.is_empty() {
+            format!("{}, ", parts.join(", "))
+        } else {
+            parts.join(", ")
+        };
         return Some(Edit {
             start: map.span.start + 1,
             end: map.span.start + 1,
