@@ -386,21 +386,12 @@ fn lint_object(node: &Node, resolve: ActionResolver<'_>, out: &mut Vec<Diagnosti
     let Some(annotations) = read_annotations(node, &object, out) else {
         return;
     };
-    let has_hook_annotation = match &annotations.value {
-        Value::Map(entries) => entries.iter().any(|(k, v)| {
-            matches!(v.value, Value::Str(_))
-                && k.key_str()
-                    .is_some_and(|k| keys::HOOK_ANNOTATIONS.contains(&k))
-        }),
-        _ => false,
-    };
-    if !has_hook_annotation {
+    if !has_hook_annotation(annotations) {
         return;
     }
     // The lenient view drops non-string annotations: the rules then judge what the user
     // meant to write, next to the error about the value itself.
-    let json = node.to_json();
-    let Ok(view) = HookObject::deserialize(&json) else {
+    let Ok(view) = HookObject::deserialize(yaml::NodeDe(node)) else {
         return;
     };
     let empty = BTreeMap::new();
@@ -437,6 +428,25 @@ fn lint_object(node: &Node, resolve: ActionResolver<'_>, out: &mut Vec<Diagnosti
             ),
         });
     }
+}
+
+/// Any of the six hook annotations, with a string value, in an annotations mapping.
+fn has_hook_annotation(annotations: &Node) -> bool {
+    match &annotations.value {
+        Value::Map(entries) => entries.iter().any(|(k, v)| {
+            matches!(v.value, Value::Str(_))
+                && k.key_str()
+                    .is_some_and(|k| keys::HOOK_ANNOTATIONS.contains(&k))
+        }),
+        _ => false,
+    }
+}
+
+/// The object's annotations mapping carries a hook annotation (cheap: no JSON view built).
+pub(crate) fn is_hook_candidate(node: &Node) -> bool {
+    node.get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .is_some_and(has_hook_annotation)
 }
 
 /// Why an object that is a hook for Argo CD has no phase it runs in.

@@ -20,7 +20,7 @@
 //! Documents without changes are copied byte for byte, so translate of its own output is
 //! the identity (the webhook's plan adds nothing the second time).
 
-use super::yaml::{Documents, Node, Value};
+use super::yaml::{self, Documents, Node, Value};
 use super::{decode, objects_of, InputError};
 use crate::hooks::{HookModel, HookObject};
 use crate::mutation::{self, MutationSettings, Stage};
@@ -96,8 +96,10 @@ pub fn translate(
 
 /// The webhook's patch for one object (empty when it is not a hook or needs nothing).
 fn object_patch(node: &Node, settings: &MutationSettings, stage: Stage) -> Patch {
-    let json = node.to_json();
-    let Ok(view) = HookObject::deserialize(&json) else {
+    if !super::is_hook_candidate(node) {
+        return Patch(Vec::new());
+    }
+    let Ok(view) = HookObject::deserialize(yaml::NodeDe(node)) else {
         return Patch(Vec::new());
     };
     let empty = BTreeMap::new();

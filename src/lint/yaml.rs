@@ -198,6 +198,90 @@ impl Serialize for Node {
     }
 }
 
+/// Reads a node with serde directly (no JSON copy): `HookObject::deserialize(NodeDe(&node))`
+/// sees what it would see in the object's JSON.
+#[derive(Clone, Copy)]
+pub struct NodeDe<'a>(pub &'a Node);
+
+/// A mapping key, always read as its JSON object key.
+#[derive(Clone, Copy)]
+struct KeyDe<'a>(&'a Node);
+
+type DeError = serde::de::value::Error;
+
+impl<'de> serde::Deserializer<'de> for NodeDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        use serde::de::value::{MapDeserializer, SeqDeserializer};
+        match &self.0.value {
+            Value::Null => v.visit_unit(),
+            Value::Bool(b) => v.visit_bool(*b),
+            Value::Int(i) => v.visit_i64(*i),
+            Value::UInt(u) => v.visit_u64(*u),
+            Value::Float(f) => v.visit_f64(*f),
+            Value::Str(s) => v.visit_borrowed_str(s),
+            Value::Seq(items) => {
+                let mut seq = SeqDeserializer::new(items.iter().map(NodeDe));
+                let value = v.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            Value::Map(entries) => {
+                let mut map =
+                    MapDeserializer::new(entries.iter().map(|(k, val)| (KeyDe(k), NodeDe(val))));
+                let value = v.visit_map(&mut map)?;
+                map.end()?;
+                Ok(value)
+            }
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        match self.0.value {
+            Value::Null => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, DeError> for NodeDe<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for KeyDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        match &self.0.value {
+            Value::Str(s) => v.visit_borrowed_str(s),
+            _ => v.visit_string(json_key(self.0)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, DeError> for KeyDe<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
 /// One document of a stream.
 #[derive(Debug, Clone)]
 pub struct Document {
