@@ -218,7 +218,7 @@ pub fn lint_bytes(bytes: &[u8], resolve: ActionResolver<'_>) -> StreamReport {
 
 pub fn lint_text(text: &str, resolve: ActionResolver<'_>) -> StreamReport {
     let mut report = StreamReport::default();
-    for doc in Documents::new(text) {
+    for doc in Documents::for_lint(text) {
         let doc = match doc {
             Ok(doc) => doc,
             Err(e) => {

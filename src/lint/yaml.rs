@@ -319,9 +319,15 @@ pub struct Documents<'a> {
     parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
     index: usize,
     done: bool,
+    /// Build only what lint reads (see `for_lint`).
+    lint_only: bool,
 }
 
+/// Top-level keys lint reads of any object (`HookObject`'s fields and `items`).
+const LINT_KEYS: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
+
 impl<'a> Documents<'a> {
+    /// Every node of every document (what `translate` needs).
     pub fn new(text: &'a str) -> Documents<'a> {
         let mut options = Options::default();
         options.set_emit_comments(false);
@@ -330,8 +336,51 @@ impl<'a> Documents<'a> {
             parser: Parser::new_from_str_with_options(text, options),
             index: 0,
             done: false,
+            lint_only: false,
         }
     }
+
+    /// Every document is still parsed in full (syntax errors are found anywhere), but only
+    /// the parts lint reads become nodes: `apiVersion`, `kind`, `metadata`, `items`, and
+    /// `spec` when the document mentions a hook annotation at all. Other top-level values
+    /// (a Deployment's spec, a ConfigMap's data) are read as `null`. This is what makes lint
+    /// fast on streams that are mostly not hooks.
+    pub fn for_lint(text: &'a str) -> Documents<'a> {
+        Documents {
+            lint_only: true,
+            ..Documents::new(text)
+        }
+    }
+}
+
+/// The end of the document starting at `from`: the next line that starts with `---` or
+/// `...` followed by a space or line break (YAML forbids such a line inside any content), or
+/// the end of the text.
+fn document_extent(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    while let Some(i) = memchr::memchr(b'\n', &bytes[at..]) {
+        let line = at + i + 1;
+        let rest = &bytes[line..];
+        if (rest.starts_with(b"---") || rest.starts_with(b"..."))
+            && rest
+                .get(3)
+                .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            return line;
+        }
+        at = line;
+    }
+    text.len()
+}
+
+/// Whether a document may need its `spec` for lint: it names a hook annotation, or it has
+/// anchors (an alias could pull skipped content into what lint reads).
+fn needs_spec(doc: &str) -> bool {
+    let b = doc.as_bytes();
+    memchr::memmem::find(b, b"argocd.argoproj.io").is_some()
+        || memchr::memmem::find(b, b"helm.sh").is_some()
+        || memchr::memchr(b'&', b).is_some()
 }
 
 impl Iterator for Documents<'_> {
@@ -370,6 +419,9 @@ impl<'a> Documents<'a> {
         let mut anchors: HashMap<usize, Node> = HashMap::new();
         let mut alias_budget = MAX_ALIAS_NODES;
         let mut root: Option<Node> = None;
+        // In lint mode: the top-level keys to build, and how deep we are in a skipped value.
+        let mut keep_spec = true;
+        let mut skipping = 0usize;
         loop {
             let Some(event) = self.parser.next_event() else {
                 return Ok(None);
@@ -379,11 +431,49 @@ impl<'a> Documents<'a> {
                 col: e.marker().col() + 1,
                 message: e.info(),
             })?;
+            if skipping > 0 {
+                match event {
+                    Event::SequenceStart(..) | Event::MappingStart(..) => skipping += 1,
+                    Event::SequenceEnd | Event::MappingEnd => skipping -= 1,
+                    _ => {}
+                }
+                if skipping > 0 {
+                    continue;
+                }
+                // The skipped value stands as a null under its key.
+                if let Some(Frame::Map(_, _, entries, pending)) = stack.last_mut() {
+                    if let Some(key) = pending.take() {
+                        let mut node = self.node(Value::Null, &span);
+                        node.shared = true;
+                        entries.push((key, node));
+                    }
+                }
+                continue;
+            }
+            if self.lint_only
+                && stack.len() == 1
+                && matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            {
+                if let Some(Frame::Map(_, _, _, Some(key))) = stack.last() {
+                    let wanted = key
+                        .key_str()
+                        .is_some_and(|k| LINT_KEYS.contains(&k) || (keep_spec && k == "spec"));
+                    if !wanted {
+                        skipping = 1;
+                        continue;
+                    }
+                }
+            }
             let complete = match event {
                 Event::StreamStart => None,
                 Event::StreamEnd => return Ok(None),
                 Event::DocumentStart(..) => {
                     doc_line = Some(span.start.line());
+                    if self.lint_only {
+                        let start = span.start.byte_offset().unwrap_or(0).min(self.text.len());
+                        let end = document_extent(self.text, start);
+                        keep_spec = needs_spec(&self.text[start..end]);
+                    }
                     None
                 }
                 Event::DocumentEnd => {
@@ -826,5 +916,33 @@ mod tests {
         let root = docs_root(&d[0]);
         assert!(root.flow);
         assert_eq!(root.get("kind").unwrap().as_str(), Some("Job"));
+    }
+
+    #[test]
+    fn lint_mode_builds_only_what_lint_reads() {
+        let text = "kind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: [1, {x: 2}]\ndata: {a: b}\n---\nkind: Job\nmetadata:\n  annotations: {helm.sh/hook: pre-install}\nspec: {ttlSecondsAfterFinished: 0}\nstatus: {a: [1]}\n---\nkind: Job\nspec: &s {a: 1}\nmetadata: {name: *s}\n";
+        let docs: Vec<Document> = Documents::for_lint(text).collect::<Result<_, _>>().unwrap();
+        let plain = docs[0].root.as_ref().unwrap();
+        assert_eq!(plain.get("spec").unwrap().value, Value::Null);
+        assert_eq!(plain.get("data").unwrap().value, Value::Null);
+        assert_eq!(
+            plain.get("metadata").unwrap().get("name").unwrap().as_str(),
+            Some("d")
+        );
+        let hook = docs[1].root.as_ref().unwrap();
+        assert!(hook.get("spec").unwrap().is_map());
+        assert_eq!(hook.get("status").unwrap().value, Value::Null);
+        // Anchors keep the whole document, so aliases resolve.
+        let anchored = docs[2].root.as_ref().unwrap();
+        assert!(anchored
+            .get("metadata")
+            .unwrap()
+            .get("name")
+            .unwrap()
+            .is_map());
+        // Syntax errors inside skipped values are still found.
+        assert!(Documents::for_lint("kind: A\nspec: {a: [1}\n").any(|d| d.is_err()));
+        assert_eq!(document_extent("a: 1\n---\nb: 2\n", 0), 5);
+        assert_eq!(document_extent("a: |\n  ---x\n---x: 1\n", 0), 20);
     }
 }
