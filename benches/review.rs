@@ -17,7 +17,7 @@ fn fixture() -> Value {
 /// The fixture with `n` environment variables in its container, to reach a target size.
 fn review_of_size(target: usize) -> Vec<u8> {
     let mut v = fixture();
-    let container = &mut v["request"]["object"]["spec"]["template"]["spec"]["containers"][0];
+    const CONTAINER: &str = "/request/object/spec/template/spec/containers/0";
     let mut env = Vec::new();
     let mut body = serde_json::to_vec(&v).unwrap();
     let mut i = 0;
@@ -27,7 +27,7 @@ fn review_of_size(target: usize) -> Vec<u8> {
             env.push(json!({"name": format!("SETTING_{i}"), "value": format!("value-{i}-{}", "x".repeat(20))}));
             i += 1;
         }
-        container["env"] = Value::Array(env.clone());
+        v.pointer_mut(CONTAINER).expect("container")["env"] = Value::Array(env.clone());
         body = serde_json::to_vec(&v).unwrap();
     }
     body

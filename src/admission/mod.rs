@@ -7,9 +7,9 @@
 
 mod review;
 
-pub use review::{Operation, ReviewError};
+pub use review::{Operation, ReviewError, WireObject};
 
-use crate::hooks::{HookModel, HookObject};
+use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
 use crate::rules::{self, Action, Finding, RuleId};
 use base64::Engine;
@@ -162,27 +162,15 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         decision.path = Some(Path::Exempt);
         return finish(decision, response);
     }
-    let Some(raw) = req.object else {
-        let error = ReviewError::MissingObject(req.operation.as_str());
-        return invalid(decision, response, error);
-    };
-    // Fast path: without either annotation prefix in the raw bytes there is nothing to read.
-    // (The apiserver's encoder never escapes these ASCII characters.)
-    let bytes = raw.get().as_bytes();
-    if memchr::memmem::find(bytes, b"argocd.argoproj.io").is_none()
-        && memchr::memmem::find(bytes, b"helm.sh").is_none()
-    {
-        decision.path = Some(Path::NoHookAnnotations);
-        return finish(decision, response);
-    }
-    let object: HookObject = match serde_json::from_str(raw.get()) {
-        Ok(o) => o,
-        Err(e) => {
-            return invalid(
-                decision,
-                response,
-                ReviewError::UnreadableObject(e.to_string()),
-            )
+    let object = match &req.object {
+        WireObject::Object(o) => o,
+        WireObject::Absent => {
+            let error = ReviewError::MissingObject(req.operation.as_str());
+            return invalid(decision, response, error);
+        }
+        WireObject::NotAnObject(what) => {
+            let error = ReviewError::UnreadableObject(format!("it is {what}"));
+            return invalid(decision, response, error);
         }
     };
     let empty = BTreeMap::new();
@@ -192,7 +180,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         return finish(decision, response);
     }
     if req.operation == Operation::Update {
-        match review::update_is_exempt(&object, raw, req.old_object) {
+        match review::update_is_exempt(object, &req.old_object, req.body) {
             Ok(true) => {
                 decision.path = Some(Path::Exempt);
                 return finish(decision, response);
@@ -206,7 +194,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
 
     match webhook {
         Webhook::Validate => {
-            let findings = rules::check(&object, &model);
+            let findings = rules::check(object, &model);
             apply_findings(&findings, config, &mut decision, &mut response);
         }
         Webhook::Mutate => {
@@ -215,8 +203,8 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
             } else {
                 Stage::Update
             };
-            let changes = mutation::plan(&object, &model, &config.mutation, stage);
-            let patch = mutation::to_json_patch(&object, &changes);
+            let changes = mutation::plan(object, &model, &config.mutation, stage);
+            let patch = mutation::to_json_patch(object, &changes);
             if !patch.0.is_empty() {
                 // Serialising a Patch of strings and maps cannot fail.
                 let json = serde_json::to_vec(&patch).unwrap_or_default();
