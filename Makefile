@@ -7,7 +7,7 @@ ADDR       ?= 127.0.0.1:8443
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane
 
 all: build
 
@@ -31,6 +31,19 @@ run: certs
 test:
 	$(CARGO) test --locked
 
+# End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
+# built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
+E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
+E2E_TESTS ?= --test e2e_webhook
+
+control-plane:
+	tests/e2e/control-plane.sh install
+
+e2e: control-plane
+	$(CARGO) build --locked --features e2e --tests
+	tests/e2e/control-plane.sh run $(E2E_DIR) -- \
+		$(CARGO) test --locked --features e2e $(E2E_TESTS) -- --test-threads=2
+
 bench:
 	$(CARGO) bench --locked
 
@@ -39,4 +52,4 @@ fmt:
 
 check:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
