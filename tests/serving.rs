@@ -280,18 +280,14 @@ async fn review(client: &reqwest::Client, url: &str, body: &[u8]) -> Value {
 async fn captured_reviews_are_answered_over_https_h1_and_h2() {
     let s = TestServer::start(|_, _| {}).await;
     let h2 = s.client();
-    let h1 = client_trusting(&s.ca_pems, None);
-    let h1 = {
-        // Same trust, HTTP/1.1 only.
-        let _ = h1;
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .http1_only();
-        b = b
-            .add_root_certificate(reqwest::Certificate::from_pem(s.ca_pems[0].as_bytes()).unwrap());
-        b.build().unwrap()
-    };
+    // Same trust, HTTP/1.1 only.
+    let h1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(s.ca_pems[0].as_bytes()).unwrap())
+        .build()
+        .unwrap();
     for (client, version) in [
         (&h2, reqwest::Version::HTTP_2),
         (&h1, reqwest::Version::HTTP_11),
@@ -875,7 +871,7 @@ async fn sigterm_drains_requests_in_flight_and_closes_idle_connections() {
         .unwrap();
     idle_h1.write_all(&body).await.unwrap();
     assert_eq!(read_response(&mut idle_h1).await.0, 200);
-    let h2 = client_trusting(&[b.ca_pem.clone()], None);
+    let h2 = client_trusting(std::slice::from_ref(&b.ca_pem), None);
     let r = post(
         &h2,
         &format!("https://127.0.0.1:{port}/mutate"),

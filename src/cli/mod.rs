@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the validating (/validate) and mutating (/mutate) admission webhooks over HTTPS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
 }
@@ -154,7 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(serve::run(args))
+            runtime.block_on(serve::run(*args))
         }
     }
 }
