@@ -7,7 +7,7 @@ ADDR       ?= 127.0.0.1:8443
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane load
 
 all: build
 
@@ -53,3 +53,7 @@ fmt:
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
+
+# Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
+load:
+	scripts/load.sh

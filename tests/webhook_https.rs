@@ -5,7 +5,6 @@ use base64::Engine;
 use hookguard::admission::AdmissionConfig;
 use hookguard::server::{self, AppState};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 struct Webhook {
@@ -29,9 +28,7 @@ impl Webhook {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState {
-            admission: Arc::new(AdmissionConfig::default()),
-        };
+        let state = AppState::new(AdmissionConfig::default());
         let app = server::router(state, max_body);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -39,6 +36,7 @@ impl Webhook {
                 listener,
                 tls,
                 app,
+                server::ConnectionLimits::default(),
                 async {
                     let _ = stopped.await;
                 },
