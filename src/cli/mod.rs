@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod policy;
+
 use crate::admission::AdmissionConfig;
 use crate::mutation::{KindRef, MutationSettings};
 use crate::server;
@@ -30,6 +32,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
+    /// Check a policy file, explain a rule, or print docs/rules.md or the policy JSON Schema.
+    Policy(policy::PolicyArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -74,15 +78,17 @@ pub struct ServeArgs {
     /// Do not write BeforeHookCreation when no delete policy is given.
     #[arg(long, env = "HOOKGUARD_NO_EXPLICIT_DEFAULT_POLICY")]
     pub no_explicit_default_policy: bool,
-    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind).
-    #[arg(
-        long,
-        env = "HOOKGUARD_MANAGED_KINDS",
-        value_delimiter = ',',
-        default_value = "Job.batch,Pod,Workflow.argoproj.io",
-        value_parser = parse_kind
-    )]
-    pub managed_kinds: Vec<KindRef>,
+    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind);
+    /// replaces the policy's `mutation.kinds` (default Job.batch,Pod,Workflow.argoproj.io).
+    #[arg(long, env = "HOOKGUARD_MANAGED_KINDS", value_delimiter = ',', value_parser = parse_kind)]
+    pub managed_kinds: Option<Vec<KindRef>>,
+    /// Policy file (YAML; see `hookguard policy check`). Reloaded when it changes; without it
+    /// the built-in defaults apply.
+    #[arg(long, env = "HOOKGUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// How often to check the policy file for changes.
+    #[arg(long, env = "HOOKGUARD_POLICY_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub policy_poll_interval: Duration,
     /// How long to let requests in flight finish on SIGTERM/SIGINT.
     #[arg(long, env = "HOOKGUARD_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -125,16 +131,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl ServeArgs {
-    pub fn admission_config(&self) -> AdmissionConfig {
+    /// The admission config for one policy: the policy's mutation switches, where the
+    /// `--no-*` flags can only switch things off and `--managed-kinds` replaces the kinds.
+    pub fn admission_config(
+        &self,
+        policy: &Arc<crate::policy::ActivePolicy>,
+        namespaces: &crate::policy::namespaces::NamespaceLabels,
+    ) -> AdmissionConfig {
+        let m = &policy.policy.mutation;
         AdmissionConfig {
             mutation: MutationSettings {
-                translate_helm: !self.no_translate_helm,
-                explicit_default_policy: !self.no_explicit_default_policy,
-                mark_managed: !self.no_managed_label,
-                add_finalizer: !self.no_finalizer,
-                managed_kinds: self.managed_kinds.clone(),
+                translate_helm: m.translate_helm && !self.no_translate_helm,
+                explicit_default_policy: m.explicit_default_policy && !self.no_explicit_default_policy,
+                mark_managed: m.managed_label && !self.no_managed_label,
+                add_finalizer: m.finalizer && !self.no_finalizer,
+                managed_kinds: self.managed_kinds.clone().unwrap_or_else(|| m.kinds.clone()),
             },
-            ..AdmissionConfig::default()
+            policy: policy.clone(),
+            namespaces: namespaces.clone(),
         }
     }
 }
@@ -188,6 +202,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Policy(args) => policy::run(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -199,13 +214,16 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let args = Arc::new(args);
+    // A bad policy file stops the start, before anything listens.
+    let store = policy::start_store(args.clone()).await?;
     let tls = server::tls::load_server_config(&args.tls_cert, &args.tls_key)
         .context("cannot load the TLS certificate")?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let state = server::AppState {
-        admission: Arc::new(args.admission_config()),
+        admission: store.clone(),
     };
     let app = server::router(state, args.max_body_bytes);
     tracing::info!(addr = %args.addr, "hookguard webhook serving HTTPS on /validate and /mutate");

@@ -7,6 +7,7 @@
 pub mod tls;
 
 use crate::admission::{self, AdmissionConfig, Webhook};
+use crate::policy::PolicyStore;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -33,7 +34,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AppState {
-    pub admission: Arc<AdmissionConfig>,
+    /// The active policy; each request takes one snapshot of it.
+    pub admission: Arc<PolicyStore<AdmissionConfig>>,
 }
 
 /// The admission routes, for the TLS server and for in-process tests.
@@ -76,7 +78,8 @@ async fn handle(
         Err(rejection) => return rejection.into_response(),
     };
     let started = Instant::now();
-    let outcome = admission::review(webhook, &body, &state.admission);
+    let config = state.admission.current();
+    let outcome = admission::review(webhook, &body, &config);
     log_decision(webhook, &outcome.decision, started.elapsed());
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -86,7 +89,13 @@ async fn handle(
 }
 
 fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
-    let rules: Vec<String> = d.rules.iter().map(|(r, a)| format!("{r}={a}")).collect();
+    let rules: Vec<String> = d
+        .rules
+        .iter()
+        .map(|(r, a)| format!("{r}={a}"))
+        .chain(d.audited.iter().map(|(r, a)| format!("{r}=audit({a})")))
+        .collect();
+    let would_deny: Vec<&str> = d.would_deny.iter().map(|r| r.name()).collect();
     tracing::info!(
         webhook = webhook.as_str(),
         uid = %d.uid,
@@ -98,6 +107,9 @@ fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
         dry_run = d.dry_run,
         decision = d.verdict(),
         rules = %rules.join(","),
+        mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
+        would_deny = %would_deny.join(","),
+        policy = %d.policy_hash,
         patched = d.patched,
         error = d.error.as_deref().unwrap_or(""),
         latency_us = latency.as_micros() as u64,
