@@ -240,7 +240,13 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
                 },
             );
             decision.mode = Some(config.policy.policy.mode_for(&ns));
-            apply_findings(&findings, &config.policy.policy, &ns, &mut decision, &mut response);
+            apply_findings(
+                &findings,
+                &config.policy.policy,
+                &ns,
+                &mut decision,
+                &mut response,
+            );
         }
         Webhook::Mutate => {
             let stage = if req.operation == Operation::Create {
@@ -281,7 +287,9 @@ fn apply_findings(
         response.warnings.push(hit.finding.warning());
     }
     for hit in &verdict.audits {
-        decision.audited.push((hit.finding.rule, hit.resolved.action));
+        decision
+            .audited
+            .push((hit.finding.rule, hit.resolved.action));
     }
     decision.would_deny = verdict.would_deny().collect();
 
@@ -292,7 +300,11 @@ fn apply_findings(
             .insert("rules".to_owned(), fired.join(","));
     }
     if !decision.audited.is_empty() {
-        let audited: Vec<String> = decision.audited.iter().map(|(r, a)| format!("{r}={a}")).collect();
+        let audited: Vec<String> = decision
+            .audited
+            .iter()
+            .map(|(r, a)| format!("{r}={a}"))
+            .collect();
         response
             .audit_annotations
             .insert("audit".to_owned(), audited.join(","));

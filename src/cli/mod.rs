@@ -142,10 +142,14 @@ impl ServeArgs {
         AdmissionConfig {
             mutation: MutationSettings {
                 translate_helm: m.translate_helm && !self.no_translate_helm,
-                explicit_default_policy: m.explicit_default_policy && !self.no_explicit_default_policy,
+                explicit_default_policy: m.explicit_default_policy
+                    && !self.no_explicit_default_policy,
                 mark_managed: m.managed_label && !self.no_managed_label,
                 add_finalizer: m.finalizer && !self.no_finalizer,
-                managed_kinds: self.managed_kinds.clone().unwrap_or_else(|| m.kinds.clone()),
+                managed_kinds: self
+                    .managed_kinds
+                    .clone()
+                    .unwrap_or_else(|| m.kinds.clone()),
             },
             policy: policy.clone(),
             namespaces: namespaces.clone(),

@@ -37,7 +37,11 @@ pub fn rules_markdown() -> String {
     );
     for rule in RuleId::ALL {
         let i = rule.info();
-        let _ = writeln!(out, "| [`{0}`](#{0}) | {1} | {2} |", i.name, i.default_action, i.summary);
+        let _ = writeln!(
+            out,
+            "| [`{0}`](#{0}) | {1} | {2} |",
+            i.name, i.default_action, i.summary
+        );
     }
     out.push('\n');
     for rule in RuleId::ALL {

@@ -16,7 +16,11 @@ impl HumanDuration {
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
         let n: u64 = number.parse().map_err(|_| bad())?;
-        let secs = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad);
+        let secs = |factor: u64| {
+            n.checked_mul(factor)
+                .map(Duration::from_secs)
+                .ok_or_else(bad)
+        };
         let d = match unit {
             "ms" => Duration::from_millis(n),
             "" | "s" => secs(1)?,
@@ -110,9 +114,16 @@ mod tests {
             assert_eq!(d.0, Duration::from_secs(secs), "{text}");
             assert_eq!(d.to_string(), shown);
         }
-        assert_eq!(HumanDuration::parse("1500ms").unwrap().to_string(), "1500ms");
-        assert!(HumanDuration::parse("soon").unwrap_err().contains("not a duration"));
-        assert!(HumanDuration::parse("5w").unwrap_err().contains("unknown unit"));
+        assert_eq!(
+            HumanDuration::parse("1500ms").unwrap().to_string(),
+            "1500ms"
+        );
+        assert!(HumanDuration::parse("soon")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(HumanDuration::parse("5w")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(HumanDuration::parse("-5s").is_err());
         assert!(HumanDuration::parse("99999999999999999999d").is_err());
     }

@@ -29,7 +29,18 @@ use std::time::Duration;
 
 /// How the actions of fired rules take effect.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -87,7 +98,11 @@ pub struct Policy {
 /// Overrides for the namespaces a selector matches. At least one of `names` and `labels` is
 /// required; with both, a namespace must match both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", try_from = "OverrideFields")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "OverrideFields"
+)]
 pub struct NamespaceOverride {
     /// Namespace name globs (`*` any run of characters, `?` one character); any may match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -156,11 +171,16 @@ impl TryFrom<OverrideFields> for NamespaceOverride {
                 return Err("a label key in `labels` is empty".into());
             }
             if value.len() > 63 {
-                return Err(format!("label value for `{key}` is longer than 63 characters"));
+                return Err(format!(
+                    "label value for `{key}` is longer than 63 characters"
+                ));
             }
         }
         if f.mode.is_none() && f.rules.is_empty() {
-            return Err("a namespace override sets neither `mode` nor `rules`: it would change nothing".into());
+            return Err(
+                "a namespace override sets neither `mode` nor `rules`: it would change nothing"
+                    .into(),
+            );
         }
         Ok(NamespaceOverride {
             names: f.names,
@@ -299,7 +319,10 @@ impl Default for CleanupPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("{source_name}: cannot read: {message}")]
-    Read { source_name: String, message: String },
+    Read {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: the policy file is empty; write at least `mode: enforce` to use the defaults")]
     Empty { source_name: String },
     #[error("{source_name}:{line}:{column}: {message}")]
@@ -310,7 +333,10 @@ pub enum PolicyError {
         message: String,
     },
     #[error("{source_name}: {message}")]
-    InvalidNoLocation { source_name: String, message: String },
+    InvalidNoLocation {
+        source_name: String,
+        message: String,
+    },
 }
 
 impl Policy {
@@ -390,10 +416,12 @@ impl<'de> Deserialize<'de> for KindRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let valid = |k: &KindRef| {
-            k.kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            k.kind
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase())
                 && k.kind.chars().all(|c| c.is_ascii_alphanumeric())
-                && k
-                    .group
+                && k.group
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
         };

@@ -49,7 +49,10 @@ impl std::fmt::Debug for NamespaceLabels {
                 .debug_struct("NamespaceLabels::Watched")
                 .field("started", &started.load(Ordering::Relaxed))
                 .finish(),
-            Source::Fixed(m) => f.debug_tuple("NamespaceLabels::Fixed").field(&m.len()).finish(),
+            Source::Fixed(m) => f
+                .debug_tuple("NamespaceLabels::Fixed")
+                .field(&m.len())
+                .finish(),
         }
     }
 }
@@ -111,9 +114,10 @@ impl NamespaceLabels {
         tracing::info!("watching namespace labels for the policy's label-selected overrides");
         // `Api<PartialObjectMeta<_>>` makes metadata-only list/watch requests.
         let api: kube::Api<PartialObjectMeta<Namespace>> = kube::Api::all(client);
-        let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .applied_objects();
+        let stream =
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .applied_objects();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {

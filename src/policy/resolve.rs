@@ -86,8 +86,16 @@ impl Resolved {
     }
 }
 
-fn resolve_with<'p>(policy: &Policy, rule: RuleId, applied: impl Iterator<Item = &'p NamespaceOverride>) -> Resolved {
-    let mut action = policy.rules.get(&rule).copied().unwrap_or(rule.default_action());
+fn resolve_with<'p>(
+    policy: &Policy,
+    rule: RuleId,
+    applied: impl Iterator<Item = &'p NamespaceOverride>,
+) -> Resolved {
+    let mut action = policy
+        .rules
+        .get(&rule)
+        .copied()
+        .unwrap_or(rule.default_action());
     let mut mode = policy.mode;
     for o in applied {
         if let Some(a) = o.rules.get(&rule) {
@@ -172,12 +180,17 @@ impl Verdict {
 
     /// Every hit, in the order deny, warn, audit.
     pub fn hits(&self) -> impl Iterator<Item = &Hit> {
-        self.denials.iter().chain(&self.warnings).chain(&self.audits)
+        self.denials
+            .iter()
+            .chain(&self.warnings)
+            .chain(&self.audits)
     }
 
     /// Rules whose configured action was `deny` but whose effect was softened by the mode.
     pub fn would_deny(&self) -> impl Iterator<Item = RuleId> + '_ {
-        self.hits().filter(|h| h.resolved.would_deny()).map(|h| h.finding.rule)
+        self.hits()
+            .filter(|h| h.resolved.would_deny())
+            .map(|h| h.finding.rule)
     }
 }
 

@@ -16,7 +16,10 @@ pub fn rule_actions(generator: &mut SchemaGenerator) -> Schema {
         if let Some(o) = s.as_object_mut() {
             o.insert(
                 "description".into(),
-                Value::String(format!("{} (default: {})", info.summary, info.default_action)),
+                Value::String(format!(
+                    "{} (default: {})",
+                    info.summary, info.default_action
+                )),
             );
         }
         properties.insert(info.name.to_owned(), s.into());

@@ -102,12 +102,19 @@ pub struct PolicyStore<T> {
 pub enum ReloadOutcome {
     /// Same bytes as the active policy (or as the last failed attempt): nothing to do.
     Unchanged,
-    Applied { hash: String },
-    Rejected { error: String },
+    Applied {
+        hash: String,
+    },
+    Rejected {
+        error: String,
+    },
 }
 
 impl<T> PolicyStore<T> {
-    pub fn new(initial: ActivePolicy, derive: impl Fn(&Arc<ActivePolicy>) -> T + Send + Sync + 'static) -> Self {
+    pub fn new(
+        initial: ActivePolicy,
+        derive: impl Fn(&Arc<ActivePolicy>) -> T + Send + Sync + 'static,
+    ) -> Self {
         let policy = Arc::new(initial);
         let derived = Arc::new(derive(&policy));
         PolicyStore {
@@ -161,7 +168,10 @@ impl<T> PolicyStore<T> {
                 let policy = Arc::new(active);
                 // Derive outside the lock; the swap itself is one assignment.
                 let derived = Arc::new((self.derive)(&policy));
-                *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Snapshot { policy, derived };
+                *self
+                    .snapshot
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Snapshot { policy, derived };
                 let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
                 c.ok += 1;
                 c.last_error = None;
