@@ -886,3 +886,58 @@ async fn router_applies_a_reloaded_policy_to_the_next_request() {
     assert_eq!(send(app).await["allowed"], true);
     assert_eq!(s.status().reloads_failed, 1);
 }
+
+/// The README's example file is valid, and its worked example is what the webhook answers.
+#[test]
+fn readme_example_policy_and_worked_example() {
+    let readme = committed("README.md");
+    let start = readme
+        .find("```yaml\n# policy.yaml")
+        .expect("example in README")
+        + 8;
+    let end = start + readme[start..].find("```").expect("end of block");
+    let yaml = &readme[start..end];
+    let base = parse(yaml);
+    assert_eq!(base.mutation, MutationPolicy::default());
+    assert_eq!(base.cleanup, CleanupPolicy::default());
+
+    let job = |namespace: &str| {
+        let mut r = fixture(2);
+        r["request"]["namespace"] = json!(namespace);
+        r["request"]["object"]["metadata"]["annotations"] = json!({
+            "argocd.argoproj.io/hook": "PreSync",
+            "argocd.argoproj.io/hook-delete-policy": "HookSuceeded"});
+        r["request"]["object"]["spec"]["ttlSecondsAfterFinished"] = json!(60);
+        serde_json::to_vec(&r).unwrap()
+    };
+    let run = |yaml: &str, ns: &str| {
+        let out = review(Webhook::Validate, &job(ns), &config(yaml, &[]));
+        (response(&out), out.decision)
+    };
+    let (v, _) = run(yaml, "prod-eu");
+    assert_eq!(v["allowed"], false);
+    let msg = v["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("[unknown-delete-policy]") && msg.contains("[job-ttl-race]"),
+        "{msg}"
+    );
+
+    let (v, d) = run(yaml, "dev");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(
+        v["auditAnnotations"]["would-deny"],
+        "unknown-delete-policy,job-ttl-race"
+    );
+    assert_eq!(d.verdict(), "warned");
+
+    let audit = yaml.replacen("mode: warn", "mode: audit", 1);
+    let (v, d) = run(&audit, "dev");
+    assert_eq!(v["allowed"], true);
+    assert!(v.get("warnings").is_none());
+    assert_eq!(
+        v["auditAnnotations"]["audit"],
+        "unknown-delete-policy=deny,job-ttl-race=deny"
+    );
+    assert_eq!(d.verdict(), "audited");
+}
