@@ -20,10 +20,18 @@ pub async fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
     })
 }
 
-/// One poll: read and offer. Logs what happened.
+/// One poll: read and offer at once. Logs what happened.
 pub async fn poll_once<T>(store: &PolicyStore<T>, path: &Path) -> ReloadOutcome {
+    offer_logged(store, read(path).await, path)
+}
+
+fn offer_logged<T>(
+    store: &PolicyStore<T>,
+    read: Result<Vec<u8>, PolicyError>,
+    path: &Path,
+) -> ReloadOutcome {
     let source = path.display().to_string();
-    let outcome = store.offer(read(path).await, &source);
+    let outcome = store.offer(read, &source);
     match &outcome {
         ReloadOutcome::Unchanged => {}
         ReloadOutcome::Applied { hash } => {
@@ -39,6 +47,11 @@ pub async fn poll_once<T>(store: &PolicyStore<T>, path: &Path) -> ReloadOutcome 
 
 /// Polls `path` every `interval` until `shutdown` resolves; calls `on_applied` after each
 /// successful reload (e.g. to start the namespace watch when labels become needed).
+///
+/// New content is offered only once two consecutive polls read the same bytes: an editor or
+/// `kubectl cp` that writes the file in place can be caught half-way, and a truncated file
+/// can still be valid YAML that is weaker than the whole one. (A ConfigMap swap is atomic;
+/// the wait costs one interval.)
 pub async fn run<T: Send + Sync + 'static>(
     store: Arc<PolicyStore<T>>,
     path: PathBuf,
@@ -49,10 +62,17 @@ pub async fn run<T: Send + Sync + 'static>(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_read: Option<Result<Vec<u8>, PolicyError>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let ReloadOutcome::Applied { .. } = poll_once(&store, &path).await {
+                let now = read(&path).await;
+                let stable = last_read.as_ref() == Some(&now);
+                last_read = Some(now.clone());
+                if !stable {
+                    continue;
+                }
+                if let ReloadOutcome::Applied { .. } = offer_logged(&store, now, &path) {
                     on_applied(&store);
                 }
             }
