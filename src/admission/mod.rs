@@ -7,12 +7,12 @@
 
 mod review;
 
-pub use review::{Operation, ReviewError};
+pub use review::{Operation, ReviewError, WireObject};
 
-use crate::hooks::{HookModel, HookObject};
+use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
 use crate::policy::namespaces::NamespaceLabels;
-use crate::policy::{self, ActivePolicy, Labels, Mode, NamespaceRef};
+use crate::policy::{self, ActivePolicy, Labels, Mode, NamespaceRef, PolicyStore};
 use crate::rules::{self, Action, Finding, RuleId};
 use base64::Engine;
 use review::{Request, Response, Status};
@@ -53,6 +53,12 @@ impl Default for AdmissionConfig {
 }
 
 impl AdmissionConfig {
+    /// A store serving `policy` (reloads derive the config with `from_policy`); the server's
+    /// `AppState` holds one. `serve` builds its own, which also applies command-line flags.
+    pub fn store(policy: ActivePolicy) -> PolicyStore<AdmissionConfig> {
+        PolicyStore::new(policy, |p| AdmissionConfig::from_policy(p.clone()))
+    }
+
     pub fn from_policy(policy: Arc<ActivePolicy>) -> Self {
         AdmissionConfig {
             mutation: policy.policy.mutation.settings(),
@@ -185,22 +191,16 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         decision.path = Some(Path::Exempt);
         return finish(decision, response);
     }
-    let Some(raw) = req.object else {
-        let error = ReviewError::MissingObject(req.operation.as_str());
-        return invalid(decision, response, error);
-    };
-    // Fast path: without either annotation prefix in the raw bytes there is nothing to read.
-    // (The apiserver's encoder never escapes these ASCII characters.)
-    let bytes = raw.get().as_bytes();
-    if memchr::memmem::find(bytes, b"argocd.argoproj.io").is_none()
-        && memchr::memmem::find(bytes, b"helm.sh").is_none()
-    {
-        decision.path = Some(Path::NoHookAnnotations);
-        return finish(decision, response);
-    }
-    let object: HookObject = match serde_json::from_str(raw.get()) {
-        Ok(o) => o,
-        Err(e) => return invalid(decision, response, ReviewError::UnreadableObject(e.to_string())),
+    let object = match &req.object {
+        WireObject::Object(o) => o,
+        WireObject::Absent => {
+            let error = ReviewError::MissingObject(req.operation.as_str());
+            return invalid(decision, response, error);
+        }
+        WireObject::NotAnObject(what) => {
+            let error = ReviewError::UnreadableObject(format!("it is {what}"));
+            return invalid(decision, response, error);
+        }
     };
     let empty = BTreeMap::new();
     let annotations = object.annotations().unwrap_or(&empty);
@@ -209,7 +209,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         return finish(decision, response);
     }
     if req.operation == Operation::Update {
-        match review::update_is_exempt(&object, raw, req.old_object) {
+        match review::update_is_exempt(object, &req.old_object, req.body) {
             Ok(true) => {
                 decision.path = Some(Path::Exempt);
                 return finish(decision, response);
@@ -223,7 +223,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
 
     match webhook {
         Webhook::Validate => {
-            let findings = rules::check(&object, &model);
+            let findings = rules::check(object, &model);
             // Labels are looked up only when the policy selects by them (the common case
             // costs nothing); unknown labels resolve as strictly as possible.
             let labels = if config.policy.policy.uses_namespace_labels() {
@@ -254,8 +254,8 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
             } else {
                 Stage::Update
             };
-            let changes = mutation::plan(&object, &model, &config.mutation, stage);
-            let patch = mutation::to_json_patch(&object, &changes);
+            let changes = mutation::plan(object, &model, &config.mutation, stage);
+            let patch = mutation::to_json_patch(object, &changes);
             if !patch.0.is_empty() {
                 // Serialising a Patch of strings and maps cannot fail.
                 let json = serde_json::to_vec(&patch).unwrap_or_default();
