@@ -57,3 +57,11 @@ check:
 # Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
 load:
 	scripts/load.sh
+
+# Regenerate the committed policy JSON Schema and rule reference (tests fail when stale).
+.PHONY: schema docs
+schema:
+	$(CARGO) run --locked --quiet -- policy schema > schema/policy.schema.json
+
+docs:
+	$(CARGO) run --locked --quiet -- policy docs > docs/rules.md

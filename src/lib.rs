@@ -9,5 +9,6 @@ pub mod certs;
 pub mod cli;
 pub mod hooks;
 pub mod mutation;
+pub mod policy;
 pub mod rules;
 pub mod server;

@@ -63,7 +63,9 @@ impl TestServer {
         let mut settings = Settings::new(
             dir.path().join(certs::CERT_FILE),
             dir.path().join(certs::KEY_FILE),
-            AdmissionConfig::default(),
+            std::sync::Arc::new(AdmissionConfig::store(
+                hookguard::policy::ActivePolicy::defaults(),
+            )),
         );
         settings.shutdown_timeout = Duration::from_secs(5);
         configure(&mut settings, dir.path());

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use hookguard::admission::AdmissionConfig;
+use hookguard::policy::ActivePolicy;
 use hookguard::server::{self, AppState};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -28,7 +29,9 @@ impl Webhook {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(AdmissionConfig::default());
+        let state = AppState::new(std::sync::Arc::new(AdmissionConfig::store(
+            ActivePolicy::defaults(),
+        )));
         let app = server::router(state, max_body);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod policy;
 pub mod serve;
 
 use crate::mutation::KindRef;
@@ -29,6 +30,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
+    /// Check a policy file, explain a rule, or print docs/rules.md or the policy JSON Schema.
+    Policy(policy::PolicyArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Policy(args) => policy::run(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

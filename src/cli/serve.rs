@@ -1,13 +1,16 @@
 //! `hookguard serve`: the admission webhook over HTTPS plus its admin plane.
 
-use super::{parse_duration, parse_kind, shutdown_signal};
+use super::{parse_duration, parse_kind};
 use crate::admission::AdmissionConfig;
 use crate::mutation::{KindRef, MutationSettings};
+use crate::policy::namespaces::NamespaceLabels;
+use crate::policy::{ActivePolicy, PolicyStore};
 use crate::server::{self, limits, run::Prepared, run::Settings, ConnectionLimits};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -36,15 +39,17 @@ pub struct ServeArgs {
     /// Do not write BeforeHookCreation when no delete policy is given.
     #[arg(long, env = "HOOKGUARD_NO_EXPLICIT_DEFAULT_POLICY")]
     pub no_explicit_default_policy: bool,
-    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind).
-    #[arg(
-        long,
-        env = "HOOKGUARD_MANAGED_KINDS",
-        value_delimiter = ',',
-        default_value = "Job.batch,Pod,Workflow.argoproj.io",
-        value_parser = parse_kind
-    )]
-    pub managed_kinds: Vec<KindRef>,
+    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind);
+    /// replaces the policy's `mutation.kinds` (default Job.batch,Pod,Workflow.argoproj.io).
+    #[arg(long, env = "HOOKGUARD_MANAGED_KINDS", value_delimiter = ',', value_parser = parse_kind)]
+    pub managed_kinds: Option<Vec<KindRef>>,
+    /// Policy file (YAML; see `hookguard policy check`). Reloaded when it changes; without it
+    /// the built-in defaults apply.
+    #[arg(long, env = "HOOKGUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// How often to check the policy file for changes.
+    #[arg(long, env = "HOOKGUARD_POLICY_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub policy_poll_interval: Duration,
     /// Address of the plain-HTTP admin plane (/livez, /readyz, /metrics).
     #[arg(long, env = "HOOKGUARD_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
@@ -73,20 +78,32 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn admission_config(&self) -> AdmissionConfig {
+    /// The admission config for one policy: the policy's mutation switches, where the
+    /// `--no-*` flags can only switch things off and `--managed-kinds` replaces the kinds.
+    pub fn admission_config(
+        &self,
+        policy: &Arc<ActivePolicy>,
+        namespaces: &NamespaceLabels,
+    ) -> AdmissionConfig {
+        let m = &policy.policy.mutation;
         AdmissionConfig {
             mutation: MutationSettings {
-                translate_helm: !self.no_translate_helm,
-                explicit_default_policy: !self.no_explicit_default_policy,
-                mark_managed: !self.no_managed_label,
-                add_finalizer: !self.no_finalizer,
-                managed_kinds: self.managed_kinds.clone(),
+                translate_helm: m.translate_helm && !self.no_translate_helm,
+                explicit_default_policy: m.explicit_default_policy
+                    && !self.no_explicit_default_policy,
+                mark_managed: m.managed_label && !self.no_managed_label,
+                add_finalizer: m.finalizer && !self.no_finalizer,
+                managed_kinds: self
+                    .managed_kinds
+                    .clone()
+                    .unwrap_or_else(|| m.kinds.clone()),
             },
-            ..AdmissionConfig::default()
+            policy: policy.clone(),
+            namespaces: namespaces.clone(),
         }
     }
 
-    pub fn settings(&self) -> Settings {
+    pub fn settings(&self, admission: Arc<PolicyStore<AdmissionConfig>>) -> Settings {
         Settings {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
@@ -100,12 +117,15 @@ impl ServeArgs {
             },
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
-            admission: self.admission_config(),
+            admission,
         }
     }
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
+    let args = Arc::new(args);
+    // A bad policy file stops the start, before anything listens.
+    let store = super::policy::start_store(args.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -113,14 +133,54 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on --admin-addr {}", args.admin_addr))?;
     tracing::info!(addr = %args.admin_addr, "admin plane serving HTTP on /livez, /readyz and /metrics");
+    let mut prepared = Prepared::new();
+    let condition = prepared.readiness.register("policy", "not loaded yet");
+    tokio::spawn(mirror_policy_status(
+        store.clone(),
+        condition.clone(),
+        prepared.metrics.policy.clone(),
+    ));
+    prepared.policy = Some(condition);
     server::run::run(
-        args.settings(),
+        args.settings(store),
         listener,
         admin,
-        Prepared::new(),
-        shutdown_signal(),
+        prepared,
+        super::shutdown_signal(),
     )
     .await?;
     tracing::info!("hookguard stopped");
     Ok(())
+}
+
+/// Keeps the `policy` readiness detail and the policy metrics in step with the store: the
+/// active hash and load time, and reloads by result. The policy is loaded before the server
+/// starts, so the condition is ready from the first look.
+async fn mirror_policy_status(
+    store: Arc<PolicyStore<AdmissionConfig>>,
+    condition: server::readiness::Condition,
+    metrics: server::metrics::PolicyMetrics,
+) {
+    let (mut ok, mut failed) = (0, 0);
+    metrics.reload("success");
+    loop {
+        let status = store.status();
+        let mut detail = format!(
+            "{} sha256:{} loaded at {} (unix)",
+            status.source, status.hash, status.loaded_at_unix
+        );
+        if let Some(e) = &status.last_error {
+            detail.push_str(&format!("; last reload failed, previous policy kept: {e}"));
+        }
+        condition.ready(detail);
+        metrics.set_active(&status.hash);
+        for _ in ok..status.reloads_ok {
+            metrics.reload("success");
+        }
+        for _ in failed..status.reloads_failed {
+            metrics.reload("error");
+        }
+        (ok, failed) = (status.reloads_ok, status.reloads_failed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

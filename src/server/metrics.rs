@@ -244,6 +244,12 @@ impl TlsMetrics {
 pub struct PolicyMetrics {
     reloads: Family<ResultLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
+    active: Family<HashLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct HashLabels {
+    hash: String,
 }
 
 impl PolicyMetrics {
@@ -251,7 +257,13 @@ impl PolicyMetrics {
         let m = Self {
             reloads: Family::default(),
             last_success: Gauge::default(),
+            active: Family::default(),
         };
+        registry.register(
+            "policy_active",
+            "The active policy, by the sha256 of its file (value 1)",
+            m.active.clone(),
+        );
         registry.register(
             "policy_reloads",
             "Policy file loads and reloads, by result (success, error)",
@@ -264,6 +276,17 @@ impl PolicyMetrics {
             m.last_success.clone(),
         );
         m
+    }
+
+    /// Marks `hash` as the active policy (and only it).
+    pub fn set_active(&self, hash: &str) {
+        let labels = HashLabels {
+            hash: hash.to_string(),
+        };
+        if self.active.get(&labels).is_none_or(|g| g.get() != 1) {
+            self.active.clear();
+            self.active.get_or_create(&labels).set(1);
+        }
     }
 
     /// Counts one reload; `result` is a short word such as `success` or `error`.

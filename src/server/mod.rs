@@ -12,6 +12,7 @@ pub mod run;
 pub mod tls;
 
 use crate::admission::{self, AdmissionConfig, Webhook};
+use crate::policy::PolicyStore;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -37,7 +38,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub admission: Arc<AdmissionConfig>,
+    /// The active policy and the admission configuration derived from it; each request
+    /// takes one snapshot, so a reload never shows a request half of a policy.
+    pub admission: Arc<PolicyStore<AdmissionConfig>>,
     pub metrics: AdmissionMetrics,
     pub limits: LimitState,
 }
@@ -45,18 +48,18 @@ pub struct AppState {
 impl AppState {
     /// State with its own (unexported) metrics and the default concurrency limit, for tests
     /// and tools that do not serve /metrics.
-    pub fn new(admission: AdmissionConfig) -> Self {
+    pub fn new(admission: Arc<PolicyStore<AdmissionConfig>>) -> Self {
         let metrics = AdmissionMetrics::register(&mut metrics::new_registry());
         Self::with_metrics(admission, metrics, limits::DEFAULT_MAX_CONCURRENT)
     }
 
     pub fn with_metrics(
-        admission: AdmissionConfig,
+        admission: Arc<PolicyStore<AdmissionConfig>>,
         metrics: AdmissionMetrics,
         max_concurrent: usize,
     ) -> Self {
         Self {
-            admission: Arc::new(admission),
+            admission,
             limits: LimitState::new(max_concurrent, metrics.clone()),
             metrics,
         }
@@ -130,7 +133,8 @@ async fn handle(
             return rejection.into_response();
         }
     };
-    let outcome = admission::review(webhook, &body, &state.admission);
+    let config = state.admission.current();
+    let outcome = admission::review(webhook, &body, &config);
     let latency = started.elapsed();
     state.metrics.observe(webhook, &outcome.decision, latency);
     log_decision(webhook, &outcome.decision, latency);
@@ -138,7 +142,13 @@ async fn handle(
 }
 
 pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
-    let rules: Vec<String> = d.rules.iter().map(|(r, a)| format!("{r}={a}")).collect();
+    let rules: Vec<String> = d
+        .rules
+        .iter()
+        .map(|(r, a)| format!("{r}={a}"))
+        .chain(d.audited.iter().map(|(r, a)| format!("{r}=audit({a})")))
+        .collect();
+    let would_deny: Vec<&str> = d.would_deny.iter().map(|r| r.name()).collect();
     tracing::info!(
         webhook = webhook.as_str(),
         uid = %d.uid,
@@ -150,6 +160,9 @@ pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration
         dry_run = d.dry_run,
         decision = d.verdict(),
         rules = %rules.join(","),
+        mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
+        would_deny = %would_deny.join(","),
+        policy = %d.policy_hash,
         patched = d.patched,
         error = d.error.as_deref().unwrap_or(""),
         latency_us = latency.as_micros() as u64,

@@ -6,6 +6,7 @@ use super::readiness::{Condition, Readiness};
 use super::tls::{self, ReloadingCert, TlsError};
 use super::{admin, router, serve, AppState, ConnectionLimits};
 use crate::admission::AdmissionConfig;
+use crate::policy::PolicyStore;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
@@ -28,11 +29,15 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// From the signal to exit, at most (delay + drain).
     pub shutdown_timeout: Duration,
-    pub admission: AdmissionConfig,
+    pub admission: Arc<PolicyStore<AdmissionConfig>>,
 }
 
 impl Settings {
-    pub fn new(tls_cert: PathBuf, tls_key: PathBuf, admission: AdmissionConfig) -> Self {
+    pub fn new(
+        tls_cert: PathBuf,
+        tls_key: PathBuf,
+        admission: Arc<PolicyStore<AdmissionConfig>>,
+    ) -> Self {
         Self {
             tls_cert,
             tls_key,
