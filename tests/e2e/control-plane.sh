@@ -180,8 +180,18 @@ apt_private_update() {
   ((APT_UPDATED == 0)) || return 0
   step 'update private apt index (bookworm sources, bullseye binaries)'
   CP_LOG_ON_FAIL=$BUILD_LOG
-  apt-get "${APT_OPTS[@]}" update >>"$BUILD_LOG" 2>&1 ||
-    die "apt-get update with the private configuration failed (network? see $BUILD_LOG): $(tail -n 3 "$BUILD_LOG" | tr '\n' ' ')"
+  local log=$CP_CACHE/apt-update.log
+  apt-get "${APT_OPTS[@]}" update >"$log" 2>&1 || {
+    cat "$log" >>"$BUILD_LOG"
+    die "apt-get update with the private configuration failed (network? see $BUILD_LOG): $(tail -n 3 "$log" | tr '\n' ' ')"
+  }
+  cat "$log" >>"$BUILD_LOG"
+  # apt-get update exits 0 when indexes cannot be fetched ("W: Failed to fetch …"), and the
+  # next step would then fail with a misleading "no deb-src URIs": name the real cause here.
+  local failed
+  failed=$(grep -E '^(W|E): Failed to fetch' "$log" | head -n 4 | tr '\n' ' ') || true
+  [[ -z $failed ]] ||
+    die "apt-get update could not fetch the Debian indexes from $MIRROR (network or HOOKGUARD_DEBIAN_MIRROR? see $BUILD_LOG): $failed"
   APT_UPDATED=1
 }
 
