@@ -8,8 +8,8 @@
 //! report); Argo CD's tracking metadata and its hook finalizer are never touched.
 
 use crate::hooks::{keys, HookModel, HookObject, Source};
-use json_patch::{AddOperation, Patch, PatchOperation};
 use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::{json, Map, Value};
 
 /// A Kubernetes kind by API group and kind name.
@@ -76,7 +76,9 @@ pub enum Stage {
     Create,
     Update,
     /// Offline translation: annotations only, and label/finalizer only when asked.
-    Offline { managed: bool },
+    Offline {
+        managed: bool,
+    },
 }
 
 /// What to write into the object's metadata.
@@ -134,7 +136,8 @@ pub fn plan(
         // Only a value whose every item Argo reads may be rewritten: a typo stays visible.
         Some(_) => set.argo_unknown.is_empty() && !set.from_argo.is_empty(),
     };
-    let adds_helm = settings.translate_helm && set.from_helm.iter().any(|p| !set.from_argo.contains(p));
+    let adds_helm =
+        settings.translate_helm && set.from_helm.iter().any(|p| !set.from_argo.contains(p));
     let writes_default = settings.explicit_default_policy && set.defaulted;
     if argo_value_is_clean && (adds_helm || writes_default) {
         let value = set.to_argo_value();

@@ -177,7 +177,13 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
     }
     let object: HookObject = match serde_json::from_str(raw.get()) {
         Ok(o) => o,
-        Err(e) => return invalid(decision, response, ReviewError::UnreadableObject(e.to_string())),
+        Err(e) => {
+            return invalid(
+                decision,
+                response,
+                ReviewError::UnreadableObject(e.to_string()),
+            )
+        }
     };
     let empty = BTreeMap::new();
     let annotations = object.annotations().unwrap_or(&empty);

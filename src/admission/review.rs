@@ -15,7 +15,9 @@ pub enum ReviewError {
     NotJson(String),
     #[error("the body is not an AdmissionReview: {0}")]
     NotAReview(String),
-    #[error("apiVersion is {0:?}, expected \"admission.k8s.io/v1\" (set admissionReviewVersions: [v1])")]
+    #[error(
+        "apiVersion is {0:?}, expected \"admission.k8s.io/v1\" (set admissionReviewVersions: [v1])"
+    )]
     WrongApiVersion(String),
     #[error("kind is {0:?}, expected \"AdmissionReview\"")]
     WrongKind(String),

@@ -53,8 +53,14 @@ fn argo_presync_job_is_allowed_and_marked() {
     let meta = &obj["metadata"];
     assert_eq!(meta["labels"]["hookguard.io/managed"], "true");
     assert_eq!(meta["finalizers"], json!(["hookguard.io/cleanup"]));
-    assert_eq!(meta["annotations"]["argocd.argoproj.io/hook-delete-policy"], "HookSucceeded");
-    assert!(meta["annotations"].get("hookguard.io/derived").is_none(), "nothing was derived");
+    assert_eq!(
+        meta["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "HookSucceeded"
+    );
+    assert!(
+        meta["annotations"].get("hookguard.io/derived").is_none(),
+        "nothing was derived"
+    );
 }
 
 #[test]
@@ -65,7 +71,10 @@ fn helm_pre_install_job_is_translated() {
     let a = &obj["metadata"]["annotations"];
     assert_eq!(a["argocd.argoproj.io/hook"], "PreSync");
     assert_eq!(a["argocd.argoproj.io/sync-wave"], "-5");
-    assert_eq!(a["argocd.argoproj.io/hook-delete-policy"], "BeforeHookCreation,HookSucceeded");
+    assert_eq!(
+        a["argocd.argoproj.io/hook-delete-policy"],
+        "BeforeHookCreation,HookSucceeded"
+    );
     assert_eq!(
         obj["metadata"]["labels"],
         json!({"app.kubernetes.io/managed-by": "Helm", "hookguard.io/managed": "true"})
@@ -87,7 +96,10 @@ fn helm_test_pod_is_warned_and_not_managed() {
     assert_eq!(d.verdict(), "warned");
     assert_eq!(v["auditAnnotations"]["rules"], "helm-hook-ignored-by-argo");
     let (m, _) = answer(Webhook::Mutate, &body);
-    assert!(m.get("patch").is_none(), "Argo never runs it: nothing to mutate");
+    assert!(
+        m.get("patch").is_none(),
+        "Argo never runs it: nothing to mutate"
+    );
 }
 
 #[test]
@@ -99,7 +111,10 @@ fn generate_name_workflow_with_only_before_hook_creation_is_warned_and_managed()
     assert!(w.starts_with("[never-cleaned]"), "{w}");
     let (m, _) = answer(Webhook::Mutate, &body);
     let obj = patched(&body, &m);
-    assert_eq!(obj["metadata"]["finalizers"], json!(["hookguard.io/cleanup"]));
+    assert_eq!(
+        obj["metadata"]["finalizers"],
+        json!(["hookguard.io/cleanup"])
+    );
     assert_eq!(obj["metadata"]["generateName"], "presync-wf-");
 }
 
@@ -132,8 +147,14 @@ fn dry_run_gets_the_same_answer() {
     let (m, d) = answer(Webhook::Mutate, &body);
     assert!(d.dry_run);
     let obj = patched(&body, &m);
-    assert_eq!(obj["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"], "BeforeHookCreation");
-    assert_eq!(obj["metadata"]["finalizers"], json!(["hookguard.io/cleanup"]));
+    assert_eq!(
+        obj["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "BeforeHookCreation"
+    );
+    assert_eq!(
+        obj["metadata"]["finalizers"],
+        json!(["hookguard.io/cleanup"])
+    );
     // Same request without dryRun: same patch.
     let mut review: Value = serde_json::from_slice(&body).unwrap();
     review["request"]["dryRun"] = json!(false);
@@ -149,8 +170,11 @@ fn with_annotations(n: u32, annotations: Value) -> Vec<u8> {
 
 #[test]
 fn typo_in_delete_policy_is_denied_with_rule_and_fix() {
-    let body = with_annotations(2, json!({"argocd.argoproj.io/hook": "PreSync",
-        "argocd.argoproj.io/hook-delete-policy": "HookSuceeded"}));
+    let body = with_annotations(
+        2,
+        json!({"argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "HookSuceeded"}),
+    );
     let (v, d) = answer(Webhook::Validate, &body);
     assert_eq!(v["allowed"], false);
     assert_eq!(v["status"]["code"], 403);
@@ -163,28 +187,46 @@ fn typo_in_delete_policy_is_denied_with_rule_and_fix() {
     // The mutating webhook leaves the typo for the user to see.
     let (m, _) = answer(Webhook::Mutate, &body);
     let obj = patched(&body, &m);
-    assert_eq!(obj["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"], "HookSuceeded");
+    assert_eq!(
+        obj["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "HookSuceeded"
+    );
 }
 
 #[test]
 fn several_denials_are_reported_together() {
-    let body = with_annotations(2, json!({"argocd.argoproj.io/hook": "presync",
-        "argocd.argoproj.io/sync-wave": "one"}));
+    let body = with_annotations(
+        2,
+        json!({"argocd.argoproj.io/hook": "presync",
+        "argocd.argoproj.io/sync-wave": "one"}),
+    );
     let (v, _) = answer(Webhook::Validate, &body);
     let msg = v["status"]["message"].as_str().unwrap();
-    assert!(msg.contains("[unknown-hook-type]") && msg.contains("[invalid-sync-wave]"), "{msg}");
+    assert!(
+        msg.contains("[unknown-hook-type]") && msg.contains("[invalid-sync-wave]"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn rule_actions_are_configurable() {
     let body = with_annotations(2, json!({"argocd.argoproj.io/hook": "presync"}));
     let mut config = AdmissionConfig::default();
-    config.actions.0.insert(RuleId::UnknownHookType, Action::Warn);
+    config
+        .actions
+        .0
+        .insert(RuleId::UnknownHookType, Action::Warn);
     let out = review(Webhook::Validate, &body, &config);
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(v["response"]["allowed"], true);
-    assert!(v["response"]["warnings"][0].as_str().unwrap().starts_with("[unknown-hook-type]"));
-    config.actions.0.insert(RuleId::UnknownHookType, Action::Off);
+    assert!(v["response"]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("[unknown-hook-type]"));
+    config
+        .actions
+        .0
+        .insert(RuleId::UnknownHookType, Action::Off);
     let out = review(Webhook::Validate, &body, &config);
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert!(v["response"].get("warnings").is_none());
@@ -196,17 +238,22 @@ fn delete_and_finalizer_only_updates_are_always_allowed() {
     let mut review_v: Value = serde_json::from_slice(&fixture(9)).unwrap();
     review_v["request"]["operation"] = json!("DELETE");
     review_v["request"]["object"] = Value::Null;
-    review_v["request"]["oldObject"]["metadata"]["annotations"]["argocd.argoproj.io/hook"] = json!("garbage");
+    review_v["request"]["oldObject"]["metadata"]["annotations"]["argocd.argoproj.io/hook"] =
+        json!("garbage");
     let (v, d) = answer(Webhook::Validate, &serde_json::to_vec(&review_v).unwrap());
     assert_eq!(v["allowed"], true);
     assert_eq!(d.path, Some(Path::Exempt));
     let (m, _) = answer(Webhook::Mutate, &serde_json::to_vec(&review_v).unwrap());
-    assert!(m.get("patch").is_none(), "a patch on DELETE is rejected by the apiserver");
+    assert!(
+        m.get("patch").is_none(),
+        "a patch on DELETE is rejected by the apiserver"
+    );
 
     // UPDATE removing finalizers from a hook whose annotations are invalid.
     let mut review_v: Value = serde_json::from_slice(&fixture(9)).unwrap();
     for o in ["object", "oldObject"] {
-        review_v["request"][o]["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"] = json!("Typo");
+        review_v["request"][o]["metadata"]["annotations"]
+            ["argocd.argoproj.io/hook-delete-policy"] = json!("Typo");
     }
     review_v["request"]["oldObject"]["metadata"]["finalizers"] =
         json!(["argocd.argoproj.io/hook-finalizer", "hookguard.io/cleanup"]);
@@ -274,10 +321,13 @@ fn unreadable_reviews_get_invalid_responses() {
 #[test]
 fn hostile_annotation_values_are_handled() {
     let huge = "PreSync,".repeat(100_000);
-    let body = with_annotations(2, json!({"argocd.argoproj.io/hook": huge,
+    let body = with_annotations(
+        2,
+        json!({"argocd.argoproj.io/hook": huge,
         "argocd.argoproj.io/hook-delete-policy": ",".repeat(10_000),
         "helm.sh/hook": "pré-install😀\u{0}",
-        "argocd.argoproj.io/sync-wave": "٣"}));
+        "argocd.argoproj.io/sync-wave": "٣"}),
+    );
     let (v, _) = answer(Webhook::Validate, &body);
     assert_eq!(v["allowed"], false);
     let msg = v["status"]["message"].as_str().unwrap();

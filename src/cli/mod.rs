@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod finalizer;
+
 use crate::admission::AdmissionConfig;
 use crate::mutation::{KindRef, MutationSettings};
 use crate::server;
@@ -30,6 +32,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
+    /// Run the finalizer sidecar: clean up managed hooks and record their outcomes.
+    Finalizer(finalizer::FinalizerArgs),
+    /// Remove hookguard's finalizer from every object of the handled kinds.
+    ReleaseFinalizers(finalizer::ReleaseArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -41,10 +47,21 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, global = true, env = "HOOKGUARD_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGUARD_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     pub log_format: LogFormat,
     /// Log level or tracing filter (e.g. `info`, `hookguard=debug`).
-    #[arg(long, global = true, env = "HOOKGUARD_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGUARD_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 }
 
@@ -94,7 +111,12 @@ pub struct CertsArgs {
     #[arg(long, env = "HOOKGUARD_CERTS_OUT")]
     pub out: PathBuf,
     /// DNS name or IP address for the serving certificate (repeatable).
-    #[arg(long = "host", env = "HOOKGUARD_CERTS_HOSTS", value_delimiter = ',', required = true)]
+    #[arg(
+        long = "host",
+        env = "HOOKGUARD_CERTS_HOSTS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub hosts: Vec<String>,
     /// Validity in days.
     #[arg(long, env = "HOOKGUARD_CERTS_DAYS", default_value_t = 365)]
@@ -157,13 +179,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -188,6 +211,8 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Finalizer(args) => finalizer::run_finalizer(args),
+        Command::ReleaseFinalizers(args) => finalizer::run_release(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -237,7 +262,10 @@ mod tests {
     fn kinds_parse() {
         assert_eq!(parse_kind("Job.batch"), Ok(KindRef::new("batch", "Job")));
         assert_eq!(parse_kind("Pod"), Ok(KindRef::new("", "Pod")));
-        assert_eq!(parse_kind("Workflow.argoproj.io"), Ok(KindRef::new("argoproj.io", "Workflow")));
+        assert_eq!(
+            parse_kind("Workflow.argoproj.io"),
+            Ok(KindRef::new("argoproj.io", "Workflow"))
+        );
         assert!(parse_kind("").is_err());
     }
 }

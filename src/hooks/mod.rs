@@ -9,7 +9,9 @@ mod model;
 mod object;
 
 pub use model::{ArgoFate, HelmView, HookModel, PolicySet, Source, Wave};
-pub use object::{ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView};
+pub use object::{
+    ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView,
+};
 
 /// Annotation, label and finalizer names.
 pub mod keys {
@@ -197,7 +199,9 @@ impl HelmEvent {
         if lowercased == "test-success" {
             return Some(HelmEvent::Test);
         }
-        HelmEvent::ALL.into_iter().find(|e| e.as_str() == lowercased)
+        HelmEvent::ALL
+            .into_iter()
+            .find(|e| e.as_str() == lowercased)
     }
 
     /// What Argo CD runs for this event: gitops-engine `helm/type.go` for the sync phases,
@@ -333,7 +337,10 @@ mod tests {
             assert_eq!(DeletePolicy::parse_argo(p.as_str()), Some(p));
             assert_eq!(DeletePolicy::parse_helm_for_argo(p.helm_str()), Some(p));
             assert_eq!(DeletePolicy::parse_argo(p.helm_str()), None);
-            assert_eq!(DeletePolicy::parse_helm_for_argo(&p.helm_str().to_uppercase()), None);
+            assert_eq!(
+                DeletePolicy::parse_helm_for_argo(&p.helm_str().to_uppercase()),
+                None
+            );
         }
     }
 }

@@ -398,9 +398,15 @@ mod tests {
 
     #[test]
     fn helm_fallback_only_without_valid_argo_type() {
-        let m = model(&[("argocd.argoproj.io/hook", "Sync"), ("helm.sh/hook", "post-install")]);
+        let m = model(&[
+            ("argocd.argoproj.io/hook", "Sync"),
+            ("helm.sh/hook", "post-install"),
+        ]);
         assert_eq!(m.types_source, Some(Source::Argo));
-        let m = model(&[("argocd.argoproj.io/hook", "Synk"), ("helm.sh/hook", "post-install")]);
+        let m = model(&[
+            ("argocd.argoproj.io/hook", "Synk"),
+            ("helm.sh/hook", "post-install"),
+        ]);
         assert_eq!(m.types_source, Some(Source::Helm));
         assert_eq!(m.sync_types, vec![PostSync]);
     }
@@ -454,7 +460,10 @@ mod tests {
     #[test]
     fn helm_reading_differs_from_argo_reading() {
         let m = model(&[("helm.sh/hook", " Pre-Install ,post-upgrade")]);
-        assert_eq!(m.helm.events, vec![HelmEvent::PreInstall, HelmEvent::PostUpgrade]);
+        assert_eq!(
+            m.helm.events,
+            vec![HelmEvent::PreInstall, HelmEvent::PostUpgrade]
+        );
         assert_eq!(m.helm.miscased_for_argo, vec!["Pre-Install".to_string()]);
         assert_eq!(m.helm.argo_types, vec![PostSync]);
         assert!(!m.helm.skipped_by_helm());
@@ -466,6 +475,9 @@ mod tests {
         assert_eq!(m.fate, ArgoFate::Hook(vec![PreSync]));
 
         let m = model(&[("helm.sh/hook", "pre-install,")]);
-        assert!(m.helm.skipped_by_helm(), "Helm treats an empty item as unknown");
+        assert!(
+            m.helm.skipped_by_helm(),
+            "Helm treats an empty item as unknown"
+        );
     }
 }

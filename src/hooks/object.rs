@@ -117,15 +117,25 @@ impl HookObject {
     }
 
     pub fn name(&self) -> Option<&str> {
-        self.metadata.as_ref()?.name.as_deref().filter(|n| !n.is_empty())
+        self.metadata
+            .as_ref()?
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
     }
 
     pub fn generate_name(&self) -> Option<&str> {
-        self.metadata.as_ref()?.generate_name.as_deref().filter(|n| !n.is_empty())
+        self.metadata
+            .as_ref()?
+            .generate_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
     }
 
     pub fn is_being_deleted(&self) -> bool {
-        self.metadata.as_ref().is_some_and(|m| m.deletion_timestamp.is_some())
+        self.metadata
+            .as_ref()
+            .is_some_and(|m| m.deletion_timestamp.is_some())
     }
 
     pub fn is_kind(&self, group: &str, kind: &str) -> bool {
@@ -471,11 +481,18 @@ mod tests {
         .unwrap();
         assert!(job.is_kind("batch", "Job"));
         assert_eq!(job.annotation("a"), Some("b"));
-        assert_eq!(job.spec.as_ref().unwrap().ttl_seconds_after_finished, Some(0));
+        assert_eq!(
+            job.spec.as_ref().unwrap().ttl_seconds_after_finished,
+            Some(0)
+        );
         let pod = job.pod_spec().unwrap();
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(
-            pod.containers.as_ref().unwrap()[0].security_context.as_ref().unwrap().privileged,
+            pod.containers.as_ref().unwrap()[0]
+                .security_context
+                .as_ref()
+                .unwrap()
+                .privileged,
             Some(true)
         );
     }

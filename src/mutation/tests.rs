@@ -35,11 +35,26 @@ fn helm_hook_is_translated_with_absent_maps() {
     let a = &out["metadata"]["annotations"];
     assert_eq!(a["argocd.argoproj.io/hook"], "PreSync");
     assert_eq!(a["argocd.argoproj.io/sync-wave"], "-5");
-    assert_eq!(a["argocd.argoproj.io/hook-delete-policy"], "BeforeHookCreation,HookSucceeded");
-    assert_eq!(a["helm.sh/hook"], "pre-install,pre-upgrade", "Helm annotations are kept");
-    assert!(a["hookguard.io/derived"].as_str().unwrap().contains("hook=PreSync from helm.sh/hook"));
-    assert_eq!(out["metadata"]["labels"], json!({"hookguard.io/managed": "true"}));
-    assert_eq!(out["metadata"]["finalizers"], json!(["hookguard.io/cleanup"]));
+    assert_eq!(
+        a["argocd.argoproj.io/hook-delete-policy"],
+        "BeforeHookCreation,HookSucceeded"
+    );
+    assert_eq!(
+        a["helm.sh/hook"], "pre-install,pre-upgrade",
+        "Helm annotations are kept"
+    );
+    assert!(a["hookguard.io/derived"]
+        .as_str()
+        .unwrap()
+        .contains("hook=PreSync from helm.sh/hook"));
+    assert_eq!(
+        out["metadata"]["labels"],
+        json!({"hookguard.io/managed": "true"})
+    );
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["hookguard.io/cleanup"])
+    );
 }
 
 #[test]
@@ -50,19 +65,39 @@ fn argo_hook_gets_explicit_default_policy_and_keeps_everything_else() {
         "annotations": {"argocd.argoproj.io/hook": "PreSync",
             "argocd.argoproj.io/tracking-id": "app:batch/Job:ns/migrate"}})));
     let m = &out["metadata"];
-    assert_eq!(m["annotations"]["argocd.argoproj.io/hook-delete-policy"], "BeforeHookCreation");
-    assert_eq!(m["annotations"]["argocd.argoproj.io/tracking-id"], "app:batch/Job:ns/migrate");
-    assert_eq!(m["annotations"]["hookguard.io/derived"], "hook-delete-policy=BeforeHookCreation (Argo CD default)");
-    assert_eq!(m["labels"], json!({"app": "db", "hookguard.io/managed": "true"}));
-    assert_eq!(m["finalizers"], json!(["argocd.argoproj.io/hook-finalizer", "hookguard.io/cleanup"]));
+    assert_eq!(
+        m["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "BeforeHookCreation"
+    );
+    assert_eq!(
+        m["annotations"]["argocd.argoproj.io/tracking-id"],
+        "app:batch/Job:ns/migrate"
+    );
+    assert_eq!(
+        m["annotations"]["hookguard.io/derived"],
+        "hook-delete-policy=BeforeHookCreation (Argo CD default)"
+    );
+    assert_eq!(
+        m["labels"],
+        json!({"app": "db", "hookguard.io/managed": "true"})
+    );
+    assert_eq!(
+        m["finalizers"],
+        json!(["argocd.argoproj.io/hook-finalizer", "hookguard.io/cleanup"])
+    );
 }
 
 #[test]
 fn explicit_valid_policy_needs_no_annotation_change() {
-    let obj = job(json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "Sync",
-        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}));
+    let obj = job(
+        json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "Sync",
+        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}),
+    );
     let (patch, out) = run(&obj, &MutationSettings::default(), Stage::Update);
-    assert!(patch.0.is_empty(), "UPDATE of a fully explicit hook changes nothing: {patch:?}");
+    assert!(
+        patch.0.is_empty(),
+        "UPDATE of a fully explicit hook changes nothing: {patch:?}"
+    );
     assert_eq!(out, obj);
 }
 
@@ -81,9 +116,14 @@ fn invalid_user_values_are_never_overwritten(#[case] annotations: Value) {
 
 #[test]
 fn helm_policies_are_added_to_a_valid_argo_policy() {
-    let out = mutate(job(json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PostSync",
-        "argocd.argoproj.io/hook-delete-policy": "HookFailed", "helm.sh/hook-delete-policy": "hook-succeeded"}})));
-    assert_eq!(out["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"], "HookFailed,HookSucceeded");
+    let out = mutate(job(
+        json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PostSync",
+        "argocd.argoproj.io/hook-delete-policy": "HookFailed", "helm.sh/hook-delete-policy": "hook-succeeded"}}),
+    ));
+    assert_eq!(
+        out["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "HookFailed,HookSucceeded"
+    );
 }
 
 #[rstest]
@@ -101,50 +141,75 @@ fn objects_argo_does_not_run_as_hooks_are_untouched(#[case] annotations: Value) 
 
 #[test]
 fn label_and_finalizer_only_on_create_for_managed_kinds() {
-    let obj = job(json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PreSync",
-        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}));
+    let obj = job(
+        json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}),
+    );
     let (patch, _) = run(&obj, &MutationSettings::default(), Stage::Update);
     assert!(patch.0.is_empty());
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
         "annotations": {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}});
     let (patch, _) = run(&cm, &MutationSettings::default(), Stage::Create);
-    assert!(patch.0.is_empty(), "ConfigMap is not a managed kind: {patch:?}");
+    assert!(
+        patch.0.is_empty(),
+        "ConfigMap is not a managed kind: {patch:?}"
+    );
     let wf = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "wf-",
         "annotations": {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}});
     let out = mutate(wf);
-    assert_eq!(out["metadata"]["finalizers"], json!(["hookguard.io/cleanup"]));
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["hookguard.io/cleanup"])
+    );
 }
 
 #[test]
 fn finalizer_switch_and_opt_out_label() {
-    let obj = job(json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PreSync",
-        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}));
-    let settings = MutationSettings { add_finalizer: false, ..Default::default() };
+    let obj = job(
+        json!({"name": "m", "annotations": {"argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}),
+    );
+    let settings = MutationSettings {
+        add_finalizer: false,
+        ..Default::default()
+    };
     let (_, out) = run(&obj, &settings, Stage::Create);
     assert_eq!(out["metadata"]["labels"]["hookguard.io/managed"], "true");
     assert!(out["metadata"].get("finalizers").is_none());
 
-    let opted_out = job(json!({"name": "m", "labels": {"hookguard.io/managed": "false"},
-        "annotations": {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}));
+    let opted_out = job(
+        json!({"name": "m", "labels": {"hookguard.io/managed": "false"},
+        "annotations": {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}),
+    );
     let (patch, _) = run(&opted_out, &MutationSettings::default(), Stage::Create);
     assert!(patch.0.is_empty());
 }
 
 #[test]
 fn nothing_is_added_to_an_object_being_deleted() {
-    let obj = job(json!({"name": "m", "deletionTimestamp": "2026-11-21T00:00:00Z",
-        "annotations": {"helm.sh/hook": "pre-install"}}));
+    let obj = job(
+        json!({"name": "m", "deletionTimestamp": "2026-11-21T00:00:00Z",
+        "annotations": {"helm.sh/hook": "pre-install"}}),
+    );
     let (patch, _) = run(&obj, &MutationSettings::default(), Stage::Create);
     assert!(patch.0.is_empty());
 }
 
 #[test]
 fn keys_are_escaped_in_pointers() {
-    let obj = job(json!({"name": "m", "annotations": {"helm.sh/hook": "post-install"}, "labels": {}, "finalizers": []}));
+    let obj = job(
+        json!({"name": "m", "annotations": {"helm.sh/hook": "post-install"}, "labels": {}, "finalizers": []}),
+    );
     let (patch, _) = run(&obj, &MutationSettings::default(), Stage::Create);
     let text = serde_json::to_string(&patch).unwrap();
-    assert!(text.contains("/metadata/annotations/argocd.argoproj.io~1hook"), "{text}");
-    assert!(text.contains("/metadata/labels/hookguard.io~1managed"), "{text}");
+    assert!(
+        text.contains("/metadata/annotations/argocd.argoproj.io~1hook"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/metadata/labels/hookguard.io~1managed"),
+        "{text}"
+    );
     assert!(text.contains("/metadata/finalizers/-"), "{text}");
     let tilde = pointer(&["metadata", "annotations", "a~b/c"]);
     assert_eq!(tilde.as_str(), "/metadata/annotations/a~0b~1c");
@@ -153,17 +218,36 @@ fn keys_are_escaped_in_pointers() {
 #[test]
 fn offline_stage_adds_label_only_when_asked() {
     let obj = job(json!({"name": "m", "annotations": {"helm.sh/hook": "post-install"}}));
-    let (_, out) = run(&obj, &MutationSettings::default(), Stage::Offline { managed: false });
+    let (_, out) = run(
+        &obj,
+        &MutationSettings::default(),
+        Stage::Offline { managed: false },
+    );
     assert!(out["metadata"].get("labels").is_none());
-    assert_eq!(out["metadata"]["annotations"]["argocd.argoproj.io/hook"], "PostSync");
-    let (_, out) = run(&obj, &MutationSettings::default(), Stage::Offline { managed: true });
+    assert_eq!(
+        out["metadata"]["annotations"]["argocd.argoproj.io/hook"],
+        "PostSync"
+    );
+    let (_, out) = run(
+        &obj,
+        &MutationSettings::default(),
+        Stage::Offline { managed: true },
+    );
     assert_eq!(out["metadata"]["labels"]["hookguard.io/managed"], "true");
 }
 
 #[test]
 fn delete_hooks_are_made_explicit() {
-    let out = mutate(job(json!({"name": "cleanup", "annotations": {"helm.sh/hook": "post-delete",
-        "helm.sh/hook-delete-policy": "hook-succeeded"}})));
-    assert_eq!(out["metadata"]["annotations"]["argocd.argoproj.io/hook"], "PostDelete");
-    assert_eq!(out["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"], "HookSucceeded");
+    let out = mutate(job(
+        json!({"name": "cleanup", "annotations": {"helm.sh/hook": "post-delete",
+        "helm.sh/hook-delete-policy": "hook-succeeded"}}),
+    ));
+    assert_eq!(
+        out["metadata"]["annotations"]["argocd.argoproj.io/hook"],
+        "PostDelete"
+    );
+    assert_eq!(
+        out["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"],
+        "HookSucceeded"
+    );
 }

@@ -151,7 +151,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn check_argo_delete_policy(m: &HookModel, out: &mut Vec<Finding>) {
-    let Some(raw) = &m.argo_delete_policy else { return };
+    let Some(raw) = &m.argo_delete_policy else {
+        return;
+    };
     let set = &m.delete_policies;
     let fallback = if set.defaulted {
         "Argo CD ignores it and falls back to BeforeHookCreation".to_owned()
@@ -240,7 +242,13 @@ fn check_helm_hook(m: &HookModel, out: &mut Vec<Finding>) {
         let unknown: Vec<String> = h
             .unknown
             .iter()
-            .map(|u| if u.is_empty() { "(empty item)".to_owned() } else { u.clone() })
+            .map(|u| {
+                if u.is_empty() {
+                    "(empty item)".to_owned()
+                } else {
+                    u.clone()
+                }
+            })
             .collect();
         out.push(Finding::new(
             RuleId::UnknownHelmHook,
@@ -271,7 +279,9 @@ fn check_helm_hook(m: &HookModel, out: &mut Vec<Finding>) {
 }
 
 fn check_helm_delete_policy(m: &HookModel, out: &mut Vec<Finding>) {
-    let Some(raw) = &m.helm_delete_policy else { return };
+    let Some(raw) = &m.helm_delete_policy else {
+        return;
+    };
     let set = &m.delete_policies;
     if raw.trim().is_empty() {
         out.push(Finding::new(
@@ -287,10 +297,11 @@ fn check_helm_delete_policy(m: &HookModel, out: &mut Vec<Finding>) {
     if set.helm_unknown.is_empty() {
         return;
     }
-    let (miscased, unknown): (Vec<String>, Vec<String>) =
-        set.helm_unknown.iter().cloned().partition(|i| {
-            DeletePolicy::parse_helm_for_argo(&i.to_lowercase()).is_some()
-        });
+    let (miscased, unknown): (Vec<String>, Vec<String>) = set
+        .helm_unknown
+        .iter()
+        .cloned()
+        .partition(|i| DeletePolicy::parse_helm_for_argo(&i.to_lowercase()).is_some());
     let fallback = if set.defaulted {
         "Argo CD falls back to BeforeHookCreation"
     } else {
@@ -325,7 +336,9 @@ fn check_helm_delete_policy(m: &HookModel, out: &mut Vec<Finding>) {
 }
 
 fn check_helm_weight(m: &HookModel, out: &mut Vec<Finding>) {
-    let Some(Err(raw)) = &m.helm_weight else { return };
+    let Some(Err(raw)) = &m.helm_weight else {
+        return;
+    };
     out.push(Finding::new(
         RuleId::InvalidHookWeight,
         Some(keys::HELM_WEIGHT),
@@ -352,7 +365,10 @@ fn check_helm_vs_argo(m: &HookModel, out: &mut Vec<Finding>) {
         let what = if m.fate == ArgoFate::Dropped {
             "Argo CD never runs them and silently drops this object from the sync".to_owned()
         } else {
-            format!("Argo CD never runs them (it runs this hook as {} only)", type_list(m.phases()))
+            format!(
+                "Argo CD never runs them (it runs this hook as {} only)",
+                type_list(m.phases())
+            )
         };
         out.push(Finding::new(
             RuleId::HelmHookIgnoredByArgo,
@@ -391,7 +407,11 @@ fn check_helm_vs_argo(m: &HookModel, out: &mut Vec<Finding>) {
             if m.phases().is_empty() { "nothing".to_owned() } else { type_list(m.phases()) }
         )
     };
-    out.push(Finding::new(RuleId::ArgoOverridesHelm, Some(keys::ARGO_HOOK), message));
+    out.push(Finding::new(
+        RuleId::ArgoOverridesHelm,
+        Some(keys::ARGO_HOOK),
+        message,
+    ));
 }
 
 fn check_skip(m: &HookModel, out: &mut Vec<Finding>) {
@@ -411,7 +431,11 @@ fn check_skip(m: &HookModel, out: &mut Vec<Finding>) {
             type_list(m.phases())
         )
     };
-    out.push(Finding::new(RuleId::SkipCombined, Some(keys::ARGO_HOOK), message));
+    out.push(Finding::new(
+        RuleId::SkipCombined,
+        Some(keys::ARGO_HOOK),
+        message,
+    ));
 }
 
 fn check_policy_without_hook(m: &HookModel, out: &mut Vec<Finding>) {
@@ -447,7 +471,10 @@ fn check_hook_hazards(object: &HookObject, m: &HookModel, out: &mut Vec<Finding>
     let policies = &m.delete_policies;
 
     if is_job {
-        let ttl = object.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished);
+        let ttl = object
+            .spec
+            .as_ref()
+            .and_then(|s| s.ttl_seconds_after_finished);
         if let Some(ttl) = ttl {
             out.push(Finding::new(
                 RuleId::JobTtlRace,
@@ -489,9 +516,9 @@ fn check_hook_hazards(object: &HookObject, m: &HookModel, out: &mut Vec<Finding>
             "SyncFail hook whose only delete policy is HookSucceeded is never deleted: SyncFail runs only when the sync fails, and HookSucceeded needs the whole sync to succeed; add HookFailed".to_owned(),
         ));
     }
-    let generated = object.generate_name().is_some_and(|g| {
-        object.name().is_none_or(|n| n.starts_with(g))
-    });
+    let generated = object
+        .generate_name()
+        .is_some_and(|g| object.name().is_none_or(|n| n.starts_with(g)));
     if generated && policies.is_only(DeletePolicy::BeforeHookCreation) {
         out.push(Finding::new(
             RuleId::NeverCleaned,

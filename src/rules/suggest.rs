@@ -43,7 +43,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -90,7 +92,15 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    const HOOKS: &[&str] = &["PreSync", "Sync", "PostSync", "SyncFail", "Skip", "PreDelete", "PostDelete"];
+    const HOOKS: &[&str] = &[
+        "PreSync",
+        "Sync",
+        "PostSync",
+        "SyncFail",
+        "Skip",
+        "PreDelete",
+        "PostDelete",
+    ];
 
     #[rstest]
     #[case("presync", Some("PreSync"))]

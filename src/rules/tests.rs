@@ -108,9 +108,13 @@ fn annotation_rules_fire(
     #[case] want: &[&str],
     #[case] message_part: &str,
 ) {
-    let extra = if kind == "Job" { good_job() } else if kind == "Pod" {
+    let extra = if kind == "Job" {
+        good_job()
+    } else if kind == "Pod" {
         json!({"spec": {"restartPolicy": "Never", "securityContext": {"runAsNonRoot": true}}})
-    } else { json!({}) };
+    } else {
+        json!({})
+    };
     let findings = fired(kind, annotations, extra);
     assert_eq!(ids(&findings), want, "{annotations:?}: {findings:#?}");
     assert!(
@@ -139,7 +143,11 @@ fn well_formed_annotations_fire_nothing(#[case] annotations: &[(&str, &str)]) {
 fn job_ttl_race() {
     let mut extra = good_job();
     extra["spec"]["ttlSecondsAfterFinished"] = json!(0);
-    let f = fired("Job", &[(HOOK, "PreSync"), (POLICY, "HookSucceeded")], extra);
+    let f = fired(
+        "Job",
+        &[(HOOK, "PreSync"), (POLICY, "HookSucceeded")],
+        extra,
+    );
     assert_eq!(ids(&f), ["job-ttl-race"]);
     assert!(f[0].message.contains("ttlSecondsAfterFinished=0"));
     // Not a hook: no hazard rules at all.
@@ -150,17 +158,32 @@ fn job_ttl_race() {
 
 #[test]
 fn pod_never_completes() {
-    let ok = json!({"spec": {"restartPolicy": "OnFailure", "securityContext": {"runAsNonRoot": true}}});
+    let ok =
+        json!({"spec": {"restartPolicy": "OnFailure", "securityContext": {"runAsNonRoot": true}}});
     assert!(fired("Pod", &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")], ok).is_empty());
-    let always = json!({"spec": {"restartPolicy": "Always", "securityContext": {"runAsNonRoot": true}}});
-    let f = fired("Pod", &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")], always);
+    let always =
+        json!({"spec": {"restartPolicy": "Always", "securityContext": {"runAsNonRoot": true}}});
+    let f = fired(
+        "Pod",
+        &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")],
+        always,
+    );
     assert_eq!(ids(&f), ["pod-never-completes"]);
     let default = json!({"spec": {"securityContext": {"runAsNonRoot": true}}});
-    let f = fired("Pod", &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")], default);
+    let f = fired(
+        "Pod",
+        &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")],
+        default,
+    );
     assert_eq!(ids(&f), ["pod-never-completes"]);
     assert!(f[0].message.contains("(the default)"));
     // A Job's pods cannot have Always; the rule is about hook Pods only.
-    assert!(fired("Job", &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")], good_job()).is_empty());
+    assert!(fired(
+        "Job",
+        &[(HOOK, "PostSync"), (POLICY, "HookSucceeded")],
+        good_job()
+    )
+    .is_empty());
 }
 
 #[test]
@@ -172,9 +195,20 @@ fn never_cleaned_generate_name() {
     assert!(f[0].message.contains("(the default)"));
     // A validating webhook sees the generated name filled in: still a generateName hook.
     extra["metadata"]["name"] = json!("migrate-x7k2p");
-    let f = fired("Job", &[(HOOK, "PreSync"), (POLICY, "BeforeHookCreation")], extra.clone());
+    let f = fired(
+        "Job",
+        &[(HOOK, "PreSync"), (POLICY, "BeforeHookCreation")],
+        extra.clone(),
+    );
     assert_eq!(ids(&f), ["never-cleaned"]);
-    let f = fired("Job", &[(HOOK, "PreSync"), (POLICY, "BeforeHookCreation,HookSucceeded")], extra);
+    let f = fired(
+        "Job",
+        &[
+            (HOOK, "PreSync"),
+            (POLICY, "BeforeHookCreation,HookSucceeded"),
+        ],
+        extra,
+    );
     assert!(f.is_empty());
 }
 
@@ -184,13 +218,21 @@ fn off_by_default_rules_fire_when_applicable() {
     let f = fired("Job", &[(HOOK, "PreSync")], bare);
     assert_eq!(
         ids(&f),
-        ["missing-delete-policy", "job-missing-deadline", "privileged-hook"]
+        [
+            "missing-delete-policy",
+            "job-missing-deadline",
+            "privileged-hook"
+        ]
     );
     assert!(f[2].message.contains("may run as root"));
     let privileged = json!({"spec": {"activeDeadlineSeconds": 5, "template": {"spec": {"restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": true},
         "containers": [{"name": "c", "securityContext": {"privileged": true}}]}}}});
-    let f = fired("Job", &[(HOOK, "PreSync"), (POLICY, "HookSucceeded")], privileged);
+    let f = fired(
+        "Job",
+        &[(HOOK, "PreSync"), (POLICY, "HookSucceeded")],
+        privileged,
+    );
     assert_eq!(ids(&f), ["privileged-hook"]);
     assert!(f[0].message.contains("`c` runs privileged"));
     let root = json!({"spec": {"restartPolicy": "Never", "securityContext": {"runAsUser": 0}}});
@@ -204,7 +246,10 @@ fn every_rule_is_exercised_by_these_tests() {
     // Guards the catalogue: adding a rule without a test case here fails.
     let source = include_str!("tests.rs");
     for rule in RuleId::ALL {
-        assert!(source.contains(&format!("\"{}\"", rule.name())), "no test for {rule}");
+        assert!(
+            source.contains(&format!("\"{}\"", rule.name())),
+            "no test for {rule}"
+        );
     }
 }
 
@@ -212,12 +257,30 @@ fn every_rule_is_exercised_by_these_tests() {
 fn huge_and_hostile_values_give_bounded_messages() {
     let huge = "x".repeat(100_000);
     let commas = ",".repeat(50_000) + "presync";
-    let many = (0..1000).map(|i| format!("bad{i}")).collect::<Vec<_>>().join(",");
-    for value in [huge.as_str(), commas.as_str(), many.as_str(), "\u{0}\u{7}ñ😀", "PreSync\nPostSync"] {
-        let findings = fired("Job", &[(HOOK, value), (POLICY, value), (WAVE, value), (HELM, value)], good_job());
+    let many = (0..1000)
+        .map(|i| format!("bad{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for value in [
+        huge.as_str(),
+        commas.as_str(),
+        many.as_str(),
+        "\u{0}\u{7}ñ😀",
+        "PreSync\nPostSync",
+    ] {
+        let findings = fired(
+            "Job",
+            &[(HOOK, value), (POLICY, value), (WAVE, value), (HELM, value)],
+            good_job(),
+        );
         assert!(!findings.is_empty());
         for f in &findings {
-            assert!(f.message.len() < 800, "{} bytes: {}", f.message.len(), f.message);
+            assert!(
+                f.message.len() < 800,
+                "{} bytes: {}",
+                f.message.len(),
+                f.message
+            );
             assert!(!f.message.contains('\n'));
             assert!(f.warning().chars().count() <= 120);
         }

@@ -44,7 +44,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(|s, h, b| handle(Webhook::Validate, s, h, b)),
         )
         .route("/mutate", post(|s, h, b| handle(Webhook::Mutate, s, h, b)))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint: use POST /validate or POST /mutate\n") })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "no such endpoint: use POST /validate or POST /mutate\n",
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -78,11 +83,7 @@ async fn handle(
     let started = Instant::now();
     let outcome = admission::review(webhook, &body, &state.admission);
     log_decision(webhook, &outcome.decision, started.elapsed());
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        outcome.body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], outcome.body).into_response()
 }
 
 fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
@@ -158,6 +159,9 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!(?drain_timeout, "drain timed out; closing remaining connections");
+        tracing::warn!(
+            ?drain_timeout,
+            "drain timed out; closing remaining connections"
+        );
     }
 }
