@@ -64,25 +64,53 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Marks a Job finished through the status subresource (there is no kubelet).
+/// Marks a Job finished through the status subresource (there is no kubelet). The 1.20 job
+/// controller rewrites the whole status on its first sync, so wait for that sync (startTime
+/// set) and check the condition stuck.
 async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
-    let now = now_rfc3339();
-    let mut status = json!({"startTime": now, "conditions": [{
-        "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
-        "reason": "E2E", "message": "set by the e2e test"}]});
-    if condition == "Complete" {
-        status["completionTime"] = json!(now);
-        status["succeeded"] = json!(1);
-    } else {
-        status["failed"] = json!(1);
-    }
-    jobs.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"status": status})),
+    eventually(
+        Duration::from_secs(20),
+        &format!("job {name} to be {condition}"),
+        || async {
+            let job = jobs.get(name).await.map_err(|e| e.to_string())?;
+            let status = job.status.unwrap_or_default();
+            if status.start_time.is_none() {
+                return Err("the job controller has not synced the job yet".into());
+            }
+            let has = |j: &Job| {
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == condition && c.status == "True")
+                    })
+            };
+            let now = now_rfc3339();
+            let mut patch = json!({"status": {"conditions": [{
+            "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+            "reason": "E2E", "message": "set by the e2e test"}]}});
+            if condition == "Complete" {
+                patch["status"]["completionTime"] = json!(now);
+                patch["status"]["succeeded"] = json!(1);
+            } else {
+                patch["status"]["failed"] = json!(1);
+            }
+            jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| format!("cannot set status {condition}: {e}"))?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match jobs.get_opt(name).await {
+                Ok(Some(j)) if has(&j) => Ok(()),
+                // Deleted meanwhile by the sidecar (short graces): it was finished.
+                Ok(None) => Ok(()),
+                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Ok(()),
+                Ok(Some(_)) => Err("the job controller overwrote the status".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
     )
-    .await
-    .unwrap_or_else(|e| panic!("cannot set status {condition} on job {name}: {e}"));
+    .await;
 }
 
 async fn job_gone(jobs: &Api<Job>, name: &str) -> Result<(), String> {
@@ -323,7 +351,7 @@ async fn user_deletion(propagation: PropagationPolicy, prefix: &str) {
 
     let started = Instant::now();
     let params = DeleteParams {
-        propagation_policy: Some(propagation),
+        propagation_policy: Some(propagation.clone()),
         ..DeleteParams::default()
     };
     jobs.delete("running", &params)
@@ -367,6 +395,15 @@ async fn user_deletion(propagation: PropagationPolicy, prefix: &str) {
         sidecar.metric("hookguard_finalizer_releases_total").await,
         1.0
     );
+    if matches!(propagation, PropagationPolicy::Orphan) {
+        // The garbage collector leaves orphaned pods alone: hookguard removed them.
+        assert!(
+            sidecar
+                .metric("hookguard_finalizer_orphaned_pods_deleted_total")
+                .await
+                >= 1.0
+        );
+    }
 }
 
 #[tokio::test]
@@ -602,8 +639,15 @@ async fn two_sidecars_only_one_acts_and_the_other_takes_over() {
 async fn workflow_crd_appearing_later_is_picked_up() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "hg-wf").await;
-    let sidecar = Sidecar::start(&ns.name, "a", &["--succeeded-grace", "1s"]).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // On a control plane reused across runs the CRD may already exist: then only the
+    // pick-up is tested, not the "logged once, picked up later" part.
+    let crd_was_there = crds
+        .get_opt("workflows.argoproj.io")
+        .await
+        .expect("get CRD")
+        .is_some();
+    let sidecar = Sidecar::start(&ns.name, "a", &["--succeeded-grace", "1s"]).await;
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "workflows.argoproj.io"},
@@ -658,7 +702,7 @@ async fn workflow_crd_appearing_later_is_picked_up() {
     let log = sidecar.log_text();
     assert_eq!(
         log.matches("kind is not served by this cluster").count(),
-        1,
+        if crd_was_there { 0 } else { 1 },
         "logged once:\n{log}"
     );
     assert!(!outcome_events(&client, &ns.name, "wf").await.is_empty());

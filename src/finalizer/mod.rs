@@ -131,12 +131,26 @@ fn run_kind(
     let store = writer.as_reader();
     let family = Arc::new(Mutex::new(FamilyIndex::new(reader)));
     let family_for_stream = family.clone();
+    let kind = resource.kind.clone();
+    shared.unsynced.fetch_add(1, Ordering::SeqCst);
+    shared.update_ready();
+    // Readiness comes from the first InitDone seen here (Store::wait_until_ready supports a
+    // single waiter, and the Controller is already waiting on it).
+    let sync_shared = shared.clone();
+    let sync_kind = kind.clone();
+    let mut synced = false;
     let stream = watcher(api, wc)
         .default_backoff()
         .modify(move |o| observe::prune(reader, o))
         .map_ok(move |event| {
             if let Ok(mut idx) = family_for_stream.lock() {
                 idx.apply(&event);
+            }
+            if !synced && matches!(event, watcher::Event::InitDone) {
+                synced = true;
+                tracing::info!(kind = %sync_kind, "watch synced");
+                sync_shared.unsynced.fetch_sub(1, Ordering::SeqCst);
+                sync_shared.update_ready();
             }
             event
         })
@@ -169,19 +183,6 @@ fn run_kind(
             let _ = s.wait_for(|v| *v).await;
         }
     };
-    let kind = resource.kind.clone();
-    shared.unsynced.fetch_add(1, Ordering::SeqCst);
-    shared.update_ready();
-    let sync_shared = shared.clone();
-    let sync_store = store.clone();
-    let sync_kind = kind.clone();
-    tokio::spawn(async move {
-        if sync_store.wait_until_ready().await.is_ok() {
-            tracing::info!(kind = %sync_kind, objects = sync_store.len(), "watch synced");
-            sync_shared.unsynced.fetch_sub(1, Ordering::SeqCst);
-            sync_shared.update_ready();
-        }
-    });
     let controller = Controller::for_stream_with(stream, store, resource)
         .with_config(ControllerConfig::default().concurrency(shared.config.concurrency))
         .reconcile_on(family_rx)

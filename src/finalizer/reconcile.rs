@@ -399,8 +399,12 @@ async fn release(
     }
 
     // 3. Remove only hookguard's finalizer.
-    if !remove_finalizer(obj, ctx).await? {
-        return Ok(Action::requeue(RELEASE_RETRY));
+    match remove_finalizer(obj, ctx).await? {
+        Removal::Removed => {}
+        // Released already (a reconcile on a stale cache entry, or release-finalizers):
+        // recorded once, by whoever removed it.
+        Removal::NotThere => return Ok(Action::await_change()),
+        Removal::Retry => return Ok(Action::requeue(RELEASE_RETRY)),
     }
 
     if reason == ReleaseReason::HoldTimeout {
@@ -443,40 +447,49 @@ async fn release(
     Ok(Action::await_change())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// This call removed it.
+    Removed,
+    /// It was not there any more (or the object is gone).
+    NotThere,
+    /// Conflicting writers twice in a row: look again soon.
+    Retry,
+}
+
 /// Removes `hookguard.io/cleanup` with a guarded JSON Patch. On a failed `test` (someone
 /// changed the finalizer list since the watch delivered it) re-reads once and retries.
-/// `Ok(false)`: not done yet, look again soon.
-async fn remove_finalizer(obj: &DynamicObject, ctx: &KindContext) -> Result<bool, Error> {
+async fn remove_finalizer(obj: &DynamicObject, ctx: &KindContext) -> Result<Removal, Error> {
     let api = ctx.api(obj.namespace().as_deref());
     let name = obj.name_any();
     let mut current = obj.clone();
     for attempt in 0..2 {
         if current.metadata.uid != obj.metadata.uid {
-            return Ok(true); // a new object with the same name: ours is gone
+            return Ok(Removal::NotThere); // a new object with the same name: ours is gone
         }
         let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
         let Some(patch) = decide::finalizer_removal_patch(&finalizers) else {
-            return Ok(true);
+            return Ok(Removal::NotThere);
         };
         match api
             .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
         {
-            Ok(_) => return Ok(true),
-            Err(e) if is_status(&e, 404) => return Ok(true),
+            Ok(_) => return Ok(Removal::Removed),
+            Err(e) if is_status(&e, 404) => return Ok(Removal::NotThere),
             // 422: a `test` failed; 409: conflicting write. Re-read and try once more.
             Err(e) if (is_status(&e, 422) || is_status(&e, 409)) && attempt == 0 => {
                 match api.get_opt(&name).await {
                     Ok(Some(fresh)) => current = fresh,
-                    Ok(None) => return Ok(true),
+                    Ok(None) => return Ok(Removal::NotThere),
                     Err(e) => return Err(ctx.err("get", obj, e)),
                 }
             }
-            Err(e) if is_status(&e, 422) || is_status(&e, 409) => return Ok(false),
+            Err(e) if is_status(&e, 422) || is_status(&e, 409) => return Ok(Removal::Retry),
             Err(e) => return Err(ctx.err("patch-finalizers", obj, e)),
         }
     }
-    Ok(false)
+    Ok(Removal::Retry)
 }
 
 #[cfg(test)]

@@ -86,7 +86,6 @@ fn unique(prefix: &str) -> String {
 /// (on a helper thread, so it also works while a test panics).
 pub struct TestNamespace {
     pub name: String,
-    client: Client,
 }
 
 impl TestNamespace {
@@ -104,17 +103,15 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("cannot create namespace {name}: {e}"));
-        TestNamespace {
-            name,
-            client: client.clone(),
-        }
+        TestNamespace { name }
     }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let client = self.client.clone();
+        // A fresh client on the helper thread's own runtime: the test's client is bound to the
+        // test's runtime, which is blocked in this drop.
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -123,6 +120,7 @@ impl Drop for TestNamespace {
                 return;
             };
             rt.block_on(async move {
+                let client = client().await;
                 let kinds = hookguard::mutation::KindRef::default_managed();
                 let _ = hookguard::finalizer::release::release_finalizers(
                     &client,
