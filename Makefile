@@ -34,7 +34,7 @@ test:
 # End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
 # built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
 E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
-E2E_TESTS ?= --test e2e_webhook
+E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer
 
 control-plane:
 	tests/e2e/control-plane.sh install

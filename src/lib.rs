@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod finalizer;
 pub mod hooks;
 pub mod mutation;
 pub mod policy;

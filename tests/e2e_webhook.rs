@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{eventually, Cluster, Process, TestNamespace};
+use support::{eventually_some as eventually, Cluster, Process, TestNamespace};
 
 /// The namespace label the webhook configurations of one test select on (value: the
 /// namespace's name, unique per test).
@@ -63,7 +63,7 @@ impl Env {
     /// A webhook that is registered but does not select the namespace until `activate`.
     async fn start_inactive(prefix: &str, serve_flags: &[&str]) -> Env {
         let cluster = support::cluster().await;
-        let ns = TestNamespace::new(&cluster, prefix).await;
+        let ns = TestNamespace::new(&cluster.client, prefix).await;
         let certs = tempfile::tempdir().expect("temporary directory for certificates");
         make_certs(certs.path());
         let port = support::free_port();

@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod finalizer;
 pub mod policy;
 pub mod serve;
 
@@ -32,6 +33,10 @@ pub enum Command {
     Certs(CertsArgs),
     /// Check a policy file, explain a rule, or print docs/rules.md or the policy JSON Schema.
     Policy(policy::PolicyArgs),
+    /// Run the finalizer sidecar: clean up managed hooks and record their outcomes.
+    Finalizer(Box<finalizer::FinalizerArgs>),
+    /// Remove hookguard's finalizer from every object of the handled kinds.
+    ReleaseFinalizers(finalizer::ReleaseArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -153,6 +158,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Policy(args) => policy::run(args),
+        Command::Finalizer(args) => finalizer::run_finalizer(*args),
+        Command::ReleaseFinalizers(args) => finalizer::run_release(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
