@@ -2,10 +2,9 @@
 //! Run: `cargo bench --bench lint`; criterion prints MB/s ("thrpt") per function.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hookguard::admission::RuleActions;
-use hookguard::lint::{self, ObjectRef};
+use hookguard::lint;
 use hookguard::mutation::MutationSettings;
-use hookguard::rules::{Action, RuleId};
+use hookguard::policy::Policy;
 use std::hint::black_box;
 
 /// About `size` bytes of documents: a Helm hook Job, a Deployment and a ConfigMap in turn,
@@ -39,8 +38,7 @@ fn stream(size: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let text = stream(8 * 1024 * 1024);
-    let actions = RuleActions::default();
-    let resolve = |rule: RuleId, _: &ObjectRef| -> Action { actions.action(rule) };
+    let policy = Policy::default();
     let settings = MutationSettings::default();
 
     let mut group = c.benchmark_group("stream-8MiB");
@@ -64,7 +62,7 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("lint", |b| {
         b.iter(|| {
-            let report = lint::lint_bytes(black_box(text.as_bytes()), &resolve);
+            let report = lint::lint_bytes(black_box(text.as_bytes()), &policy);
             assert!(report.error.is_none());
             report.diagnostics.len()
         })

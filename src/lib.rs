@@ -7,8 +7,10 @@
 pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod finalizer;
 pub mod hooks;
 pub mod lint;
 pub mod mutation;
+pub mod policy;
 pub mod rules;
 pub mod server;

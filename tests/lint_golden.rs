@@ -3,10 +3,10 @@
 //! code) is compared with tests/golden/expected. `UPDATE_GOLDEN=1 cargo test --test
 //! lint_golden` rewrites the expected files; review the diff before committing it.
 
-use hookguard::admission::RuleActions;
+use hookguard::lint;
 use hookguard::lint::report::{self, FileResult};
-use hookguard::lint::{self, ObjectRef};
 use hookguard::mutation::MutationSettings;
+use hookguard::policy::Policy;
 use hookguard::rules::{Action, RuleId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -114,6 +114,19 @@ fn lint_goldens() {
             &mut failures,
         );
     }
+    // A policy file: mode, rule actions and a namespace override, as `serve` reads it.
+    let args = [
+        "lint",
+        "--policy",
+        "tests/golden/policy.yaml",
+        "tests/golden/inputs/postsync-smoke-test.yaml",
+    ];
+    let (out, err, code) = run(&args, None);
+    check(
+        "postsync-smoke-test.yaml.lint-policy",
+        &transcript(&args, &out, &err, code),
+        &mut failures,
+    );
     // A directory: walked recursively, files that are not manifests skipped.
     let args = ["lint", "tests/golden/dir"];
     let (out, err, code) = run(&args, None);
@@ -162,11 +175,12 @@ fn translate_goldens() {
 /// team's policy would), so each fires in rules-firing.yaml and none in rules-not-firing.yaml.
 #[test]
 fn every_rule_fires_and_does_not_fire() {
-    let actions = RuleActions::default();
-    let all_on = |rule: RuleId, _: &ObjectRef| match actions.action(rule) {
-        Action::Off => Action::Warn,
-        action => action,
-    };
+    let mut all_on = Policy::default();
+    for rule in RuleId::ALL {
+        if rule.default_action() == Action::Off {
+            all_on.rules.insert(*rule, Action::Warn);
+        }
+    }
     let mut results = Vec::new();
     for name in ["rules-firing.yaml", "rules-not-firing.yaml"] {
         let bytes = std::fs::read(golden_dir().join("inputs").join(name)).expect("input");

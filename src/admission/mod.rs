@@ -7,14 +7,17 @@
 
 mod review;
 
-pub use review::{Operation, ReviewError};
+pub use review::{Operation, ReviewError, WireObject};
 
-use crate::hooks::{HookModel, HookObject};
+use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
+use crate::policy::namespaces::NamespaceLabels;
+use crate::policy::{self, ActivePolicy, Labels, Mode, NamespaceRef, PolicyStore};
 use crate::rules::{self, Action, Finding, RuleId};
 use base64::Engine;
 use review::{Request, Response, Status};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Which webhook endpoint a review arrived at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,21 +35,37 @@ impl Webhook {
     }
 }
 
-/// Per-rule actions; rules not listed keep their catalogue default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleActions(pub BTreeMap<RuleId, Action>);
+/// Everything the admission decision depends on besides the request: one snapshot of the
+/// policy, taken per request (see `policy::PolicyStore`), so a reload never splits a request.
+#[derive(Debug, Clone)]
+pub struct AdmissionConfig {
+    pub policy: Arc<ActivePolicy>,
+    /// The policy's `mutation` switches, possibly narrowed by command-line flags.
+    pub mutation: MutationSettings,
+    /// Namespace labels, for overrides that select by label.
+    pub namespaces: NamespaceLabels,
+}
 
-impl RuleActions {
-    pub fn action(&self, rule: RuleId) -> Action {
-        self.0.get(&rule).copied().unwrap_or(rule.default_action())
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig::from_policy(Arc::new(ActivePolicy::defaults()))
     }
 }
 
-/// Everything the admission decision depends on besides the request.
-#[derive(Debug, Clone, Default)]
-pub struct AdmissionConfig {
-    pub actions: RuleActions,
-    pub mutation: MutationSettings,
+impl AdmissionConfig {
+    /// A store serving `policy` (reloads derive the config with `from_policy`); the server's
+    /// `AppState` holds one. `serve` builds its own, which also applies command-line flags.
+    pub fn store(policy: ActivePolicy) -> PolicyStore<AdmissionConfig> {
+        PolicyStore::new(policy, |p| AdmissionConfig::from_policy(p.clone()))
+    }
+
+    pub fn from_policy(policy: Arc<ActivePolicy>) -> Self {
+        AdmissionConfig {
+            mutation: policy.policy.mutation.settings(),
+            policy,
+            namespaces: NamespaceLabels::default(),
+        }
+    }
 }
 
 /// Why a request was answered the way it was (for logs and metrics).
@@ -79,8 +98,16 @@ pub struct Decision {
     pub user: String,
     pub dry_run: bool,
     pub allowed: bool,
-    /// Rules that fired with an action other than `off`.
+    /// Rules that denied or warned, with that effect (`Deny` or `Warn`).
     pub rules: Vec<(RuleId, Action)>,
+    /// Rules that fired in `audit` mode, with the action they are configured with.
+    pub audited: Vec<(RuleId, Action)>,
+    /// Rules configured `deny` whose denial the mode (`warn` or `audit`) softened.
+    pub would_deny: Vec<RuleId>,
+    /// The mode in force for the request's namespace (validate only).
+    pub mode: Option<Mode>,
+    /// The first 12 hex digits of the active policy's sha256.
+    pub policy_hash: String,
     pub patched: bool,
     pub path: Option<Path>,
     /// For an unreadable review: why.
@@ -93,6 +120,7 @@ impl Decision {
             (Some(Path::Invalid), _) => "invalid",
             (_, false) => "denied",
             _ if self.rules.iter().any(|(_, a)| *a == Action::Warn) => "warned",
+            _ if !self.audited.is_empty() => "audited",
             _ if self.patched => "patched",
             _ => "allowed",
         }
@@ -136,6 +164,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         user: req.user.clone(),
         dry_run: req.dry_run,
         allowed: true,
+        policy_hash: config.policy.short_hash().to_owned(),
         ..Decision::default()
     };
     let mut response = Response {
@@ -162,27 +191,15 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         decision.path = Some(Path::Exempt);
         return finish(decision, response);
     }
-    let Some(raw) = req.object else {
-        let error = ReviewError::MissingObject(req.operation.as_str());
-        return invalid(decision, response, error);
-    };
-    // Fast path: without either annotation prefix in the raw bytes there is nothing to read.
-    // (The apiserver's encoder never escapes these ASCII characters.)
-    let bytes = raw.get().as_bytes();
-    if memchr::memmem::find(bytes, b"argocd.argoproj.io").is_none()
-        && memchr::memmem::find(bytes, b"helm.sh").is_none()
-    {
-        decision.path = Some(Path::NoHookAnnotations);
-        return finish(decision, response);
-    }
-    let object: HookObject = match serde_json::from_str(raw.get()) {
-        Ok(o) => o,
-        Err(e) => {
-            return invalid(
-                decision,
-                response,
-                ReviewError::UnreadableObject(e.to_string()),
-            )
+    let object = match &req.object {
+        WireObject::Object(o) => o,
+        WireObject::Absent => {
+            let error = ReviewError::MissingObject(req.operation.as_str());
+            return invalid(decision, response, error);
+        }
+        WireObject::NotAnObject(what) => {
+            let error = ReviewError::UnreadableObject(format!("it is {what}"));
+            return invalid(decision, response, error);
         }
     };
     let empty = BTreeMap::new();
@@ -192,7 +209,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
         return finish(decision, response);
     }
     if req.operation == Operation::Update {
-        match review::update_is_exempt(&object, raw, req.old_object) {
+        match review::update_is_exempt(object, &req.old_object, req.body) {
             Ok(true) => {
                 decision.path = Some(Path::Exempt);
                 return finish(decision, response);
@@ -206,8 +223,30 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
 
     match webhook {
         Webhook::Validate => {
-            let findings = rules::check(&object, &model);
-            apply_findings(&findings, config, &mut decision, &mut response);
+            let findings = rules::check(object, &model);
+            // Labels are looked up only when the policy selects by them (the common case
+            // costs nothing); unknown labels resolve as strictly as possible.
+            let labels = if config.policy.policy.uses_namespace_labels() {
+                config.namespaces.get(&req.namespace)
+            } else {
+                None
+            };
+            let ns = NamespaceRef::new(
+                &req.namespace,
+                match &labels {
+                    Some(l) => Labels::Known(l),
+                    None if config.policy.policy.uses_namespace_labels() => Labels::Unknown,
+                    None => Labels::Known(&EMPTY_LABELS),
+                },
+            );
+            decision.mode = Some(config.policy.policy.mode_for(&ns));
+            apply_findings(
+                &findings,
+                &config.policy.policy,
+                &ns,
+                &mut decision,
+                &mut response,
+            );
         }
         Webhook::Mutate => {
             let stage = if req.operation == Operation::Create {
@@ -215,8 +254,8 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
             } else {
                 Stage::Update
             };
-            let changes = mutation::plan(&object, &model, &config.mutation, stage);
-            let patch = mutation::to_json_patch(&object, &changes);
+            let changes = mutation::plan(object, &model, &config.mutation, stage);
+            let patch = mutation::to_json_patch(object, &changes);
             if !patch.0.is_empty() {
                 // Serialising a Patch of strings and maps cannot fail.
                 let json = serde_json::to_vec(&patch).unwrap_or_default();
@@ -228,30 +267,56 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
     finish(decision, response)
 }
 
-/// Turns findings into the denial, warnings and audit annotation of the response.
+static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// Turns findings into the denial, warnings and audit annotations of the response, by the
+/// one verdict function `lint` uses too.
 fn apply_findings(
     findings: &[Finding],
-    config: &AdmissionConfig,
+    policy: &policy::Policy,
+    ns: &NamespaceRef<'_>,
     decision: &mut Decision,
     response: &mut Response,
 ) {
-    let mut denials = Vec::new();
-    for finding in findings {
-        let action = config.actions.action(finding.rule);
-        match action {
-            Action::Off => continue,
-            Action::Deny => denials.push(finding.render()),
-            Action::Warn => response.warnings.push(finding.warning()),
-        }
-        decision.rules.push((finding.rule, action));
+    let verdict = policy::verdict(findings, policy, ns);
+    for hit in &verdict.denials {
+        decision.rules.push((hit.finding.rule, Action::Deny));
     }
-    if !decision.rules.is_empty() {
-        let fired: Vec<&str> = decision.rules.iter().map(|(r, _)| r.name()).collect();
+    for hit in &verdict.warnings {
+        decision.rules.push((hit.finding.rule, Action::Warn));
+        response.warnings.push(hit.finding.warning());
+    }
+    for hit in &verdict.audits {
+        decision
+            .audited
+            .push((hit.finding.rule, hit.resolved.action));
+    }
+    decision.would_deny = verdict.would_deny().collect();
+
+    let fired: Vec<&str> = verdict.hits().map(|h| h.finding.rule.name()).collect();
+    if !fired.is_empty() {
         response
             .audit_annotations
             .insert("rules".to_owned(), fired.join(","));
     }
-    if !denials.is_empty() {
+    if !decision.audited.is_empty() {
+        let audited: Vec<String> = decision
+            .audited
+            .iter()
+            .map(|(r, a)| format!("{r}={a}"))
+            .collect();
+        response
+            .audit_annotations
+            .insert("audit".to_owned(), audited.join(","));
+    }
+    if !decision.would_deny.is_empty() {
+        let names: Vec<&str> = decision.would_deny.iter().map(|r| r.name()).collect();
+        response
+            .audit_annotations
+            .insert("would-deny".to_owned(), names.join(","));
+    }
+    if !verdict.allowed() {
+        let denials: Vec<String> = verdict.denials.iter().map(|h| h.finding.render()).collect();
         decision.allowed = false;
         response.allowed = false;
         response.status = Some(Status::forbidden(format!(

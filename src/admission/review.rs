@@ -83,11 +83,67 @@ struct WireRequest<'a> {
     namespace: Option<String>,
     operation: Option<String>,
     user_info: Option<WireUser>,
-    #[serde(borrow)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow)]
-    old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    object: WireObject,
+    #[serde(default)]
+    old_object: WireObject,
     dry_run: Option<bool>,
+    #[serde(skip)]
+    _body: std::marker::PhantomData<&'a ()>,
+}
+
+/// `request.object` or `request.oldObject`, read into the lenient view in the same pass as
+/// the envelope (one scan of a possibly large body), keeping "not an object" apart from
+/// "absent" so the answer can say which.
+#[derive(Debug, Default)]
+pub enum WireObject {
+    #[default]
+    Absent,
+    NotAnObject(&'static str),
+    Object(Box<HookObject>),
+}
+
+impl<'de> Deserialize<'de> for WireObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Kubernetes object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
+                HookObject::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|o| WireObject::Object(Box::new(o)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireObject, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(WireObject::NotAnObject("an array"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<WireObject, E> {
+                Ok(WireObject::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<WireObject, E> {
+                Ok(WireObject::Absent)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<WireObject, E> {
+                Ok(WireObject::NotAnObject("a string"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireObject, E> {
+                Ok(WireObject::NotAnObject("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireObject, E> {
+                Ok(WireObject::NotAnObject("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireObject, E> {
+                Ok(WireObject::NotAnObject("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireObject, E> {
+                Ok(WireObject::NotAnObject("a number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,7 +160,7 @@ struct WireUser {
     username: String,
 }
 
-/// A readable admission request; the objects stay raw until the decision needs them.
+/// A readable admission request.
 #[derive(Debug)]
 pub struct Request<'a> {
     pub uid: String,
@@ -115,13 +171,10 @@ pub struct Request<'a> {
     pub operation: Operation,
     pub user: String,
     pub dry_run: bool,
-    /// `None` when absent or JSON `null`.
-    pub object: Option<&'a RawValue>,
-    pub old_object: Option<&'a RawValue>,
-}
-
-fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.is_none_or(|r| r.get().trim() == "null")
+    pub object: WireObject,
+    pub old_object: WireObject,
+    /// The whole body, for the rare comparison that needs the objects in full.
+    pub body: &'a [u8],
 }
 
 impl<'a> Request<'a> {
@@ -177,8 +230,9 @@ impl<'a> Request<'a> {
             operation,
             user: req.user_info.map(|u| u.username).unwrap_or_default(),
             dry_run: req.dry_run.unwrap_or(false),
-            object: req.object.filter(|o| !is_null(Some(o))),
-            old_object: req.old_object.filter(|o| !is_null(Some(o))),
+            object: req.object,
+            old_object: req.old_object,
+            body,
         })
     }
 }
@@ -188,27 +242,45 @@ impl<'a> Request<'a> {
 /// its hook finalizer with a full PUT, and blocking that leaves hooks stuck.
 pub fn update_is_exempt(
     object: &HookObject,
-    new_raw: &RawValue,
-    old_raw: Option<&RawValue>,
+    old: &WireObject,
+    body: &[u8],
 ) -> Result<bool, ReviewError> {
     if object.is_being_deleted() {
         return Ok(true);
     }
-    let Some(old_raw) = old_raw else {
-        return Err(ReviewError::UnreadableOldObject("absent".into()));
+    let old = match old {
+        WireObject::Object(o) => o,
+        WireObject::Absent => return Err(ReviewError::UnreadableOldObject("absent".into())),
+        WireObject::NotAnObject(what) => {
+            return Err(ReviewError::UnreadableOldObject(format!("it is {what}")))
+        }
     };
-    let old: HookObject = serde_json::from_str(old_raw.get())
-        .map_err(|e| ReviewError::UnreadableOldObject(e.to_string()))?;
     if old.is_being_deleted() {
         return Ok(true);
     }
     let finalizers = |o: &HookObject| o.metadata.as_ref().and_then(|m| m.finalizers.clone());
-    if finalizers(&old) == finalizers(object) {
+    if finalizers(old) == finalizers(object) {
         return Ok(false);
     }
-    let new = without_volatile_fields(new_raw)
+    // Finalizers changed: compare everything else. Rare, so the body is read again in full.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Objects<'a> {
+        #[serde(borrow)]
+        object: &'a RawValue,
+        #[serde(borrow)]
+        old_object: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        request: Objects<'a>,
+    }
+    let both: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| ReviewError::UnreadableOldObject(e.to_string()))?;
+    let new = without_volatile_fields(both.request.object)
         .map_err(|e| ReviewError::UnreadableObject(e.to_string()))?;
-    let old = without_volatile_fields(old_raw)
+    let old = without_volatile_fields(both.request.old_object)
         .map_err(|e| ReviewError::UnreadableOldObject(e.to_string()))?;
     Ok(new == old)
 }

@@ -211,23 +211,26 @@ fn several_denials_are_reported_together() {
 #[test]
 fn rule_actions_are_configurable() {
     let body = with_annotations(2, json!({"argocd.argoproj.io/hook": "presync"}));
-    let mut config = AdmissionConfig::default();
-    config
-        .actions
-        .0
-        .insert(RuleId::UnknownHookType, Action::Warn);
-    let out = review(Webhook::Validate, &body, &config);
+    let with = |yaml: &str| {
+        let active = crate::policy::ActivePolicy::parse(yaml.as_bytes(), "test").unwrap();
+        AdmissionConfig::from_policy(std::sync::Arc::new(active))
+    };
+    let out = review(
+        Webhook::Validate,
+        &body,
+        &with("rules: {unknown-hook-type: warn}"),
+    );
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(v["response"]["allowed"], true);
     assert!(v["response"]["warnings"][0]
         .as_str()
         .unwrap()
         .starts_with("[unknown-hook-type]"));
-    config
-        .actions
-        .0
-        .insert(RuleId::UnknownHookType, Action::Off);
-    let out = review(Webhook::Validate, &body, &config);
+    let out = review(
+        Webhook::Validate,
+        &body,
+        &with("rules: {unknown-hook-type: off}"),
+    );
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert!(v["response"].get("warnings").is_none());
 }

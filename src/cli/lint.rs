@@ -1,9 +1,8 @@
 //! `hookguard lint [PATH…|-]`: the webhook's rules over manifests, for CI and pre-commit.
 
-use crate::admission::RuleActions;
 use crate::lint::report::{self, FileResult, Totals};
-use crate::lint::{self, InputError, ObjectRef, StreamReport};
-use crate::rules::{Action, RuleId};
+use crate::lint::{self, InputError, StreamReport};
+use crate::policy::Policy;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
@@ -30,6 +29,10 @@ pub struct LintArgs {
         default_value = "text"
     )]
     pub format: Format,
+    /// Policy file (the one `serve` uses): rule actions, mode and namespace overrides.
+    /// Without it the catalogue defaults apply in enforce mode.
+    #[arg(long, env = "HOOKGUARD_POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 /// Ends the process with this exit code, after the output has been written.
@@ -134,7 +137,7 @@ fn looks_like_manifest(bytes: &[u8]) -> bool {
 }
 
 /// Lints one input; `None` when a walked file is not a manifest and is skipped.
-pub fn lint_input(input: &Input, resolve: lint::ActionResolver<'_>) -> Option<StreamReport> {
+pub fn lint_input(input: &Input, policy: &Policy) -> Option<StreamReport> {
     let bytes = match input.read() {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -144,7 +147,7 @@ pub fn lint_input(input: &Input, resolve: lint::ActionResolver<'_>) -> Option<St
             })
         }
     };
-    let report = lint::lint_bytes(&bytes, resolve);
+    let report = lint::lint_bytes(&bytes, policy);
     let walked = matches!(input, Input::File { walked: true, .. });
     if walked && report.error.is_some() && report.objects == 0 && !looks_like_manifest(&bytes) {
         return None;
@@ -153,14 +156,28 @@ pub fn lint_input(input: &Input, resolve: lint::ActionResolver<'_>) -> Option<St
 }
 
 pub fn run(args: LintArgs) -> Result<()> {
-    // Rule actions: the catalogue defaults, as the webhook's `AdmissionConfig.actions`.
-    // `--policy` replaces this resolver (per namespace) and nothing else.
-    let actions = RuleActions::default();
-    let resolve = |rule: RuleId, _object: &ObjectRef| -> Action { actions.action(rule) };
+    // The webhook's policy decides each finding's action (`policy::verdict`).
+    let policy = match &args.policy {
+        None => Policy::default(),
+        Some(path) => {
+            let loaded = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read policy file {}: {e}", path.display()))
+                .and_then(|text| {
+                    Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
+                });
+            match loaded {
+                Ok(policy) => policy,
+                Err(message) => {
+                    eprintln!("hookguard lint: {message}");
+                    return Err(Exit(2).into());
+                }
+            }
+        }
+    };
 
     let mut results = Vec::new();
     for input in inputs(&args.paths) {
-        if let Some(report) = lint_input(&input, &resolve) {
+        if let Some(report) = lint_input(&input, &policy) {
             results.push(FileResult {
                 path: input.name(),
                 report,

@@ -1,17 +1,17 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod finalizer;
 pub mod lint;
+pub mod policy;
+pub mod serve;
 pub mod translate;
 
-use crate::admission::AdmissionConfig;
-use crate::mutation::{KindRef, MutationSettings};
-use crate::server;
+use crate::mutation::KindRef;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::net::SocketAddr;
+pub use serve::ServeArgs;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -30,9 +30,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the validating (/validate) and mutating (/mutate) admission webhooks over HTTPS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a CA and a serving certificate (ECDSA P-256): ca.crt, tls.crt, tls.key.
     Certs(CertsArgs),
+    /// Check a policy file, explain a rule, or print docs/rules.md or the policy JSON Schema.
+    Policy(policy::PolicyArgs),
+    /// Run the finalizer sidecar: clean up managed hooks and record their outcomes.
+    Finalizer(Box<finalizer::FinalizerArgs>),
+    /// Remove hookguard's finalizer from every object of the handled kinds.
+    ReleaseFinalizers(finalizer::ReleaseArgs),
     /// Check manifests (files, directories, stdin) with the webhook's rules; exit 1 on deny.
     Lint(lint::LintArgs),
     /// Write the mutating webhook's changes into manifests (stdin to stdout by default).
@@ -64,46 +70,6 @@ pub struct LogArgs {
         default_value = "info"
     )]
     pub log_level: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "HOOKGUARD_ADDR", default_value = "0.0.0.0:8443")]
-    pub addr: SocketAddr,
-    /// PEM certificate chain for TLS.
-    #[arg(long, env = "HOOKGUARD_TLS_CERT")]
-    pub tls_cert: PathBuf,
-    /// PEM private key for TLS (PKCS#8, PKCS#1 or SEC1; ECDSA or RSA).
-    #[arg(long, env = "HOOKGUARD_TLS_KEY")]
-    pub tls_key: PathBuf,
-    /// Largest accepted request body, in bytes (larger requests get 413).
-    #[arg(long, env = "HOOKGUARD_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-    /// Do not add the cleanup finalizer (for clusters where the finalizer sidecar does not run).
-    #[arg(long, env = "HOOKGUARD_NO_FINALIZER")]
-    pub no_finalizer: bool,
-    /// Do not mark hooks as managed (no label, no finalizer).
-    #[arg(long, env = "HOOKGUARD_NO_MANAGED_LABEL")]
-    pub no_managed_label: bool,
-    /// Do not write Argo CD annotations derived from Helm's.
-    #[arg(long, env = "HOOKGUARD_NO_TRANSLATE_HELM")]
-    pub no_translate_helm: bool,
-    /// Do not write BeforeHookCreation when no delete policy is given.
-    #[arg(long, env = "HOOKGUARD_NO_EXPLICIT_DEFAULT_POLICY")]
-    pub no_explicit_default_policy: bool,
-    /// Kinds that get the managed label and finalizer, as Kind.group (core group: Kind).
-    #[arg(
-        long,
-        env = "HOOKGUARD_MANAGED_KINDS",
-        value_delimiter = ',',
-        default_value = "Job.batch,Pod,Workflow.argoproj.io",
-        value_parser = parse_kind
-    )]
-    pub managed_kinds: Vec<KindRef>,
-    /// How long to let requests in flight finish on SIGTERM/SIGINT.
-    #[arg(long, env = "HOOKGUARD_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -144,21 +110,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
         _ => Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
-    }
-}
-
-impl ServeArgs {
-    pub fn admission_config(&self) -> AdmissionConfig {
-        AdmissionConfig {
-            mutation: MutationSettings {
-                translate_helm: !self.no_translate_helm,
-                explicit_default_policy: !self.no_explicit_default_policy,
-                mark_managed: !self.no_managed_label,
-                add_finalizer: !self.no_finalizer,
-                managed_kinds: self.managed_kinds.clone(),
-            },
-            ..AdmissionConfig::default()
-        }
     }
 }
 
@@ -212,6 +163,9 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Policy(args) => policy::run(args),
+        Command::Finalizer(args) => finalizer::run_finalizer(*args),
+        Command::ReleaseFinalizers(args) => finalizer::run_release(args),
         Command::Lint(args) => lint::run(args),
         Command::Translate(args) => translate::run(args),
         Command::Serve(args) => {
@@ -219,24 +173,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(serve(args))
+            runtime.block_on(serve::run(*args))
         }
     }
-}
-
-async fn serve(args: ServeArgs) -> Result<()> {
-    let tls = server::tls::load_server_config(&args.tls_cert, &args.tls_key)
-        .context("cannot load the TLS certificate")?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let state = server::AppState {
-        admission: Arc::new(args.admission_config()),
-    };
-    let app = server::router(state, args.max_body_bytes);
-    tracing::info!(addr = %args.addr, "hookguard webhook serving HTTPS on /validate and /mutate");
-    server::serve(listener, tls, app, shutdown_signal(), args.shutdown_timeout).await;
-    Ok(())
 }
 
 #[cfg(test)]

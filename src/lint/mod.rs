@@ -20,7 +20,8 @@ pub mod yaml;
 pub use translate::{translate, Translated};
 
 use crate::hooks::{keys, ArgoFate, HookModel, HookObject};
-use crate::rules::{self, Action, Finding, RuleId};
+use crate::policy::{self, Labels, NamespaceRef, Policy};
+use crate::rules::{self, RuleId};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use yaml::{Document, Documents, Node, Value};
@@ -52,6 +53,8 @@ pub enum Level {
     Error,
     Deny,
     Warn,
+    /// A finding the policy's `audit` mode admits silently; never changes the exit code.
+    Audit,
     /// What Argo CD will do; never changes the exit code.
     Info,
 }
@@ -62,6 +65,7 @@ impl Level {
             Level::Error => "error",
             Level::Deny => "deny",
             Level::Warn => "warn",
+            Level::Audit => "audit",
             Level::Info => "info",
         }
     }
@@ -165,25 +169,12 @@ pub struct StreamReport {
     pub error: Option<InputError>,
 }
 
-/// Who decides a rule's action for an object: for now `RuleActions::action` (catalogue
-/// defaults); the policy file plugs in here, per namespace.
-pub type ActionResolver<'a> = &'a dyn Fn(RuleId, &ObjectRef) -> Action;
-
-/// The one place a finding gets its action; `Off` findings are dropped. The webhook makes
-/// the same call with `AdmissionConfig.actions`.
-pub fn verdict(
-    findings: Vec<Finding>,
-    object: &ObjectRef,
-    resolve: ActionResolver<'_>,
-) -> Vec<(Finding, Action)> {
-    findings
-        .into_iter()
-        .map(|f| {
-            let action = resolve(f.rule, object);
-            (f, action)
-        })
-        .filter(|(_, action)| *action != Action::Off)
-        .collect()
+/// The namespace the policy resolves an object's rules in. Manifests carry no namespace
+/// labels, so overrides that select by label are judged the stricter way (policy
+/// `Labels::Unknown`); an object without `metadata.namespace` resolves as cluster-scoped
+/// (`""`), since the namespace it lands in is only known at deploy time.
+fn namespace_of(object: &ObjectRef) -> NamespaceRef<'_> {
+    NamespaceRef::new(object.namespace.as_deref().unwrap_or(""), Labels::Unknown)
 }
 
 /// UTF-8 text of an input (a leading byte-order mark is dropped, as kubectl does).
@@ -206,9 +197,9 @@ pub fn decode(bytes: &[u8]) -> Result<&str, InputError> {
 }
 
 /// Lints one input: a YAML or JSON stream, possibly of many documents.
-pub fn lint_bytes(bytes: &[u8], resolve: ActionResolver<'_>) -> StreamReport {
+pub fn lint_bytes(bytes: &[u8], policy: &Policy) -> StreamReport {
     match decode(bytes) {
-        Ok(text) => lint_text(text, resolve),
+        Ok(text) => lint_text(text, policy),
         Err(error) => StreamReport {
             error: Some(error),
             ..StreamReport::default()
@@ -216,7 +207,7 @@ pub fn lint_bytes(bytes: &[u8], resolve: ActionResolver<'_>) -> StreamReport {
     }
 }
 
-pub fn lint_text(text: &str, resolve: ActionResolver<'_>) -> StreamReport {
+pub fn lint_text(text: &str, policy: &Policy) -> StreamReport {
     let mut report = StreamReport::default();
     for doc in Documents::for_lint(text) {
         let doc = match doc {
@@ -240,7 +231,7 @@ pub fn lint_text(text: &str, resolve: ActionResolver<'_>) -> StreamReport {
         };
         for object in objects {
             report.objects += 1;
-            lint_object(object, resolve, &mut report.diagnostics);
+            lint_object(object, policy, &mut report.diagnostics);
         }
     }
     report
@@ -381,7 +372,7 @@ fn quoted_hint(raw: &str) -> String {
 }
 
 /// Every check on one object.
-fn lint_object(node: &Node, resolve: ActionResolver<'_>, out: &mut Vec<Diagnostic>) {
+fn lint_object(node: &Node, policy: &Policy, out: &mut Vec<Diagnostic>) {
     let object = ObjectRef::of(node);
     let Some(annotations) = read_annotations(node, &object, out) else {
         return;
@@ -397,17 +388,27 @@ fn lint_object(node: &Node, resolve: ActionResolver<'_>, out: &mut Vec<Diagnosti
     let empty = BTreeMap::new();
     let model = HookModel::from_annotations(view.annotations().unwrap_or(&empty));
     let line_of = |key: &str| annotations.get(key).map(|v| v.line);
-    for (finding, action) in verdict(rules::check(&view, &model), &object, resolve) {
+    // The same verdict as the webhook's: findings + policy + namespace.
+    let verdict = policy::verdict(&rules::check(&view, &model), policy, &namespace_of(&object));
+    let levels = [
+        (Level::Deny, &verdict.denials),
+        (Level::Warn, &verdict.warnings),
+        (Level::Audit, &verdict.audits),
+    ];
+    let mut hits: Vec<(Level, &policy::Hit)> = levels
+        .iter()
+        .flat_map(|(level, hits)| hits.iter().map(|h| (*level, h)))
+        .collect();
+    hits.sort_by_key(|(_, h)| h.finding.rule);
+    for (level, hit) in hits {
+        let finding = &hit.finding;
         out.push(Diagnostic {
             object: object.clone(),
             check: Check::Rule(finding.rule),
-            level: match action {
-                Action::Deny => Level::Deny,
-                _ => Level::Warn,
-            },
+            level,
             annotation: finding.annotation.map(str::to_owned),
             annotation_line: finding.annotation.and_then(line_of),
-            message: finding.message,
+            message: finding.message.clone(),
         });
     }
     if model.fate == ArgoFate::Dropped {

@@ -37,8 +37,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -60,8 +60,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn shown(value: &str) -> String {
     const MAX_CHARS: usize = 40;
     let mut out = String::from("`");
-    let mut count = 0;
-    for c in value.chars() {
+    for (count, c) in value.chars().enumerate() {
         if count == MAX_CHARS {
             out.push_str(&format!("…` ({} bytes)", value.len()));
             return out;
@@ -71,7 +70,6 @@ pub fn shown(value: &str) -> String {
         } else {
             out.push(c);
         }
-        count += 1;
     }
     out.push('`');
     out

@@ -4,19 +4,27 @@
 //! that can go wrong with a request's content becomes an AdmissionReview answer or a precise
 //! 4xx (404 unknown path, 405 wrong method, 413 too large, 415 not JSON), never a 500.
 
+pub mod admin;
+pub mod limits;
+pub mod metrics;
+pub mod readiness;
+pub mod run;
 pub mod tls;
 
 use crate::admission::{self, AdmissionConfig, Webhook};
+use crate::policy::PolicyStore;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use limits::{Arrival, LimitState};
+use metrics::{AdmissionMetrics, RejectReason};
 use rustls::ServerConfig;
 use std::future::Future;
 use std::sync::Arc;
@@ -28,12 +36,34 @@ use tokio_rustls::TlsAcceptor;
 /// default limit) plus the envelope.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Clone)]
 pub struct AppState {
-    pub admission: Arc<AdmissionConfig>,
+    /// The active policy and the admission configuration derived from it; each request
+    /// takes one snapshot, so a reload never shows a request half of a policy.
+    pub admission: Arc<PolicyStore<AdmissionConfig>>,
+    pub metrics: AdmissionMetrics,
+    pub limits: LimitState,
+}
+
+impl AppState {
+    /// State with its own (unexported) metrics and the default concurrency limit, for tests
+    /// and tools that do not serve /metrics.
+    pub fn new(admission: Arc<PolicyStore<AdmissionConfig>>) -> Self {
+        let metrics = AdmissionMetrics::register(&mut metrics::new_registry());
+        Self::with_metrics(admission, metrics, limits::DEFAULT_MAX_CONCURRENT)
+    }
+
+    pub fn with_metrics(
+        admission: Arc<PolicyStore<AdmissionConfig>>,
+        metrics: AdmissionMetrics,
+        max_concurrent: usize,
+    ) -> Self {
+        Self {
+            admission,
+            limits: LimitState::new(max_concurrent, metrics.clone()),
+            metrics,
+        }
+    }
 }
 
 /// The admission routes, for the TLS server and for in-process tests.
@@ -41,9 +71,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
             "/validate",
-            post(|s, h, b| handle(Webhook::Validate, s, h, b)),
+            post(|s, a, h, b| handle(Webhook::Validate, s, a, h, b)),
         )
-        .route("/mutate", post(|s, h, b| handle(Webhook::Mutate, s, h, b)))
+        .route(
+            "/mutate",
+            post(|s, a, h, b| handle(Webhook::Mutate, s, a, h, b)),
+        )
+        // Only on the two routes: 404s and 405s take no permit.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            limits::limit,
+        ))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -65,10 +103,17 @@ fn is_json(headers: &HeaderMap) -> bool {
 async fn handle(
     webhook: Webhook,
     State(state): State<AppState>,
+    arrival: Option<Extension<Arrival>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let started = arrival
+        .map(|Extension(Arrival(t))| t)
+        .unwrap_or_else(Instant::now);
     if !is_json(&headers) {
+        state
+            .metrics
+            .reject(webhook, RejectReason::unsupported_media_type);
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "an AdmissionReview must be sent as Content-Type: application/json\n",
@@ -78,16 +123,32 @@ async fn handle(
     let body = match body {
         Ok(b) => b,
         // 413 for a body over the limit, 400 for a broken stream.
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                RejectReason::body_too_large
+            } else {
+                RejectReason::bad_body
+            };
+            state.metrics.reject(webhook, reason);
+            return rejection.into_response();
+        }
     };
-    let started = Instant::now();
-    let outcome = admission::review(webhook, &body, &state.admission);
-    log_decision(webhook, &outcome.decision, started.elapsed());
+    let config = state.admission.current();
+    let outcome = admission::review(webhook, &body, &config);
+    let latency = started.elapsed();
+    state.metrics.observe(webhook, &outcome.decision, latency);
+    log_decision(webhook, &outcome.decision, latency);
     ([(header::CONTENT_TYPE, "application/json")], outcome.body).into_response()
 }
 
-fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
-    let rules: Vec<String> = d.rules.iter().map(|(r, a)| format!("{r}={a}")).collect();
+pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
+    let rules: Vec<String> = d
+        .rules
+        .iter()
+        .map(|(r, a)| format!("{r}={a}"))
+        .chain(d.audited.iter().map(|(r, a)| format!("{r}=audit({a})")))
+        .collect();
+    let would_deny: Vec<&str> = d.would_deny.iter().map(|r| r.name()).collect();
     tracing::info!(
         webhook = webhook.as_str(),
         uid = %d.uid,
@@ -99,6 +160,9 @@ fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
         dry_run = d.dry_run,
         decision = d.verdict(),
         rules = %rules.join(","),
+        mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
+        would_deny = %would_deny.join(","),
+        policy = %d.policy_hash,
         patched = d.patched,
         error = d.error.as_deref().unwrap_or(""),
         latency_us = latency.as_micros() as u64,
@@ -106,18 +170,51 @@ fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
     );
 }
 
+/// Connection-level limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a client may take to finish the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long an HTTP/1.1 client may take to send a request's headers. hyper also counts
+    /// the idle time between keep-alive requests, so this is the h1 idle timeout as well.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Serves HTTPS on `listener` until `shutdown` resolves, then stops accepting, lets requests
-/// in flight finish (up to `drain_timeout`) and returns.
+/// in flight finish (up to `drain_timeout`) and returns. On shutdown, idle HTTP/1.1
+/// connections are closed at once, busy ones after their response (`Connection: close`), and
+/// HTTP/2 connections get a GOAWAY so the client opens new streams elsewhere.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Find dead peers (a vanished apiserver) instead of holding their connections.
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let handshake_timeout = limits.handshake_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -132,12 +229,15 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
+        // Taken before the handshake, so a connection that finishes its handshake after
+        // shutdown began is still told to close.
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -154,7 +254,8 @@ pub async fn serve(
             }
         });
     }
-    tracing::info!("shutting down: draining connections");
+    drop(listener);
+    tracing::info!("stopped accepting; draining connections");
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()
@@ -163,5 +264,7 @@ pub async fn serve(
             ?drain_timeout,
             "drain timed out; closing remaining connections"
         );
+    } else {
+        tracing::info!("all connections closed");
     }
 }

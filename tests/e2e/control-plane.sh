@@ -50,7 +50,13 @@ CP_LOG_ON_FAIL=   # a log whose tail is shown when the current step fails
 
 say() { printf 'control-plane: %s\n' "$*" >&2; }
 
+CP_STEP_T0=
+CP_TIMINGS=()
 step() {
+  local now
+  now=$(now_ms)
+  [[ -z $CP_STEP_T0 ]] || CP_TIMINGS+=("$CP_STEP $(fmt_secs $((now - CP_STEP_T0)))")
+  CP_STEP_T0=$now
   CP_STEP=$1
   say "$1"
 }
@@ -105,7 +111,7 @@ basenames() {
 }
 
 usage() {
-  sed -n '2,20p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF" >&2
   exit 2
 }
 
@@ -174,8 +180,18 @@ apt_private_update() {
   ((APT_UPDATED == 0)) || return 0
   step 'update private apt index (bookworm sources, bullseye binaries)'
   CP_LOG_ON_FAIL=$BUILD_LOG
-  apt-get "${APT_OPTS[@]}" update >>"$BUILD_LOG" 2>&1 ||
-    die "apt-get update with the private configuration failed (network? see $BUILD_LOG): $(tail -n 3 "$BUILD_LOG" | tr '\n' ' ')"
+  local log=$CP_CACHE/apt-update.log
+  apt-get "${APT_OPTS[@]}" update >"$log" 2>&1 || {
+    cat "$log" >>"$BUILD_LOG"
+    die "apt-get update with the private configuration failed (network? see $BUILD_LOG): $(tail -n 3 "$log" | tr '\n' ' ')"
+  }
+  cat "$log" >>"$BUILD_LOG"
+  # apt-get update exits 0 when indexes cannot be fetched ("W: Failed to fetch …"), and the
+  # next step would then fail with a misleading "no deb-src URIs": name the real cause here.
+  local failed
+  failed=$(grep -E '^(W|E): Failed to fetch' "$log" | head -n 4 | tr '\n' ' ') || true
+  [[ -z $failed ]] ||
+    die "apt-get update could not fetch the Debian indexes from $MIRROR (network or HOOKGUARD_DEBIAN_MIRROR? see $BUILD_LOG): $failed"
   APT_UPDATED=1
 }
 
@@ -342,6 +358,9 @@ cmd_install() {
   download_k8s_source
   download_go
   build_control_plane
+  step 'done'
+  local t
+  for t in "${CP_TIMINGS[@]}"; do say "  took: $t"; done
   say "installed $BIN_DIR/{etcd,kube-apiserver,kube-controller-manager} in $(fmt_secs $(($(now_ms) - t0)))"
 }
 
@@ -381,6 +400,14 @@ alive() { # a running (not zombie) process
   stat=$(<"/proc/$pid/stat") || return 1
   stat=${stat##*) }
   [[ ${stat%% *} != Z ]]
+}
+
+proc_start() { # start time of a process (field 22 of /proc/PID/stat), to tell a recycled PID
+  local stat fields
+  stat=$(<"/proc/$1/stat") || return 1
+  stat=${stat##*) }
+  read -ra fields <<<"$stat"
+  echo "${fields[19]}"
 }
 
 ours() { # alive and started for DIR (guards against a recycled PID)
@@ -424,6 +451,9 @@ stop_servers() {
   for pid in "${left[@]}"; do
     say "down: PID $pid did not stop within 10 s of SIGTERM; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
+  done
+  for pid in "${live[@]}"; do # reap our own children (no zombies left behind)
+    wait "$pid" 2>/dev/null || true
   done
   rm -f "$dir/pids"
   say "down: stopped ${#live[@]} process(es) of $dir"
@@ -559,6 +589,13 @@ cmd_watchdog() { # internal: dir watch-pid
   [[ -f $dir/pids ]] || exit 0
   say "watchdog: PID $watch is gone; stopping the servers of $dir"
   rm -f "$dir/watchdog.pid"
+  local cmd_pid cmd_start
+  if [[ -f $dir/cmd.pid ]] && read -r cmd_pid cmd_start <"$dir/cmd.pid" && [[ $cmd_pid =~ ^[0-9]+$ ]] &&
+    [[ -n $cmd_start && "$(proc_start "$cmd_pid" 2>/dev/null)" == "$cmd_start" ]]; then
+    say "watchdog: stopping the command of 'run' (PID $cmd_pid)"
+    kill -TERM "$cmd_pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/cmd.pid"
   stop_servers "$dir"
 }
 
@@ -583,7 +620,7 @@ cmd_up() { # dir watch-pid
   fi
   if [[ -f $dir/$MARKER ]]; then
     rm -rf "${dir:?}/etcd" "${dir:?}/pki" "${dir:?}/logs" "${dir:?}/kcm-certs" "$dir/kubeconfig" \
-      "$dir/kcm.kubeconfig" "$dir/env" "$dir/pids" "$dir/ports" "$dir/watchdog.pid"
+      "$dir/kcm.kubeconfig" "$dir/env" "$dir/pids" "$dir/ports" "$dir/watchdog.pid" "$dir/cmd.pid"
   elif [[ -n "$(ls -A "$dir")" ]]; then
     die "$dir is not empty and was not made by this script; use a new or empty directory"
   fi
@@ -613,7 +650,7 @@ cmd_up() { # dir watch-pid
   step 'up: start etcd'
   local etcd_url=http://127.0.0.1:$etcd_client
   start_bg etcd "$dir/logs/etcd.log" "$dir" "$BIN_DIR/etcd" \
-    --name hookguard-e2e --data-dir "$dir/etcd" \
+    --name hookguard-e2e --data-dir "$dir/etcd" --logger=zap --log-outputs=stderr \
     --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "hookguard-e2e=http://127.0.0.1:$etcd_peer" --initial-cluster-state new \
@@ -720,8 +757,11 @@ cmd_run() {
   local rc=0
   "$@" <&0 &
   CP_CHILD_PID=$!
+  # lets the watchdog stop CMD too if this script is killed
+  echo "$CP_CHILD_PID $(proc_start "$CP_CHILD_PID" 2>/dev/null || true)" >"$dir/cmd.pid"
   wait "$CP_CHILD_PID" || rc=$?
   CP_CHILD_PID=
+  rm -f "$dir/cmd.pid"
   step "run: command exited with status $rc"
   exit "$rc"
 }

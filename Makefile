@@ -1,0 +1,67 @@
+# hookguard — one binary; `make run` serves the webhook with development certificates,
+# `make test` runs the tests. See README.md.
+
+CARGO      ?= cargo
+CERTS_DIR  ?= certs
+ADDR       ?= 127.0.0.1:8443
+RUN_FLAGS  ?=
+BIN        := target/release/hookguard
+
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane load
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Development certificates (CA + serving cert for 127.0.0.1 and localhost), made once.
+certs: $(CERTS_DIR)/tls.crt
+
+$(CERTS_DIR)/tls.crt:
+	$(CARGO) run --release --locked --quiet -- certs --out $(CERTS_DIR) --host 127.0.0.1 --host localhost
+
+clean-certs:
+	rm -f $(CERTS_DIR)/ca.crt $(CERTS_DIR)/tls.crt $(CERTS_DIR)/tls.key
+
+# Serves /validate and /mutate over HTTPS on $(ADDR) until Ctrl-C.
+run: certs
+	$(CARGO) run --release --locked --quiet -- serve --addr $(ADDR) \
+		--tls-cert $(CERTS_DIR)/tls.crt --tls-key $(CERTS_DIR)/tls.key $(RUN_FLAGS)
+
+test:
+	$(CARGO) test --locked
+
+# End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
+# built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
+E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
+E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer
+
+control-plane:
+	tests/e2e/control-plane.sh install
+
+e2e: control-plane
+	$(CARGO) build --locked --features e2e --tests
+	tests/e2e/control-plane.sh run $(E2E_DIR) -- \
+		$(CARGO) test --locked --features e2e $(E2E_TESTS) -- --test-threads=2
+
+bench:
+	$(CARGO) bench --locked
+
+fmt:
+	$(CARGO) fmt --all
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
+
+# Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
+load:
+	scripts/load.sh
+
+# Regenerate the committed policy JSON Schema and rule reference (tests fail when stale).
+.PHONY: schema docs
+schema:
+	$(CARGO) run --locked --quiet -- policy schema > schema/policy.schema.json
+
+docs:
+	$(CARGO) run --locked --quiet -- policy docs > docs/rules.md

@@ -1,0 +1,54 @@
+//! The ceiling for hookguard's serving stack: the same axum + tokio-rustls + hyper-util
+//! server with one route that reads the body and returns a constant "allowed" review. No
+//! parsing, no decision, no metrics, no logs. `scripts/load.sh` measures it side by side with
+//! hookguard.
+//!
+//!     cargo run --release --example ceiling -- 127.0.0.1:9443 tls.crt tls.key
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::routing::post;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use std::path::Path;
+use tokio_rustls::TlsAcceptor;
+
+const ALLOWED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"9674415a-c099-41d3-b2d4-51bc1758b54a","allowed":true}}"#;
+
+async fn allow(_body: Bytes) -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/json")], ALLOWED)
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, cert, key] = args.as_slice() else {
+        anyhow::bail!("usage: ceiling ADDR TLS_CERT TLS_KEY");
+    };
+    let tls = hookguard::server::tls::load_server_config(Path::new(cert), Path::new(key))?;
+    let app = Router::new()
+        .route("/validate", post(allow))
+        .route("/mutate", post(allow));
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr.as_str()).await?;
+            let acceptor = TlsAcceptor::from(tls);
+            let builder = auto::Builder::new(TokioExecutor::new());
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                let (acceptor, builder, app) = (acceptor.clone(), builder.clone(), app.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                            .await;
+                    }
+                });
+            }
+        })
+}

@@ -1,0 +1,214 @@
+//! Per-request limits on the admission routes: a concurrency limit that sheds load with a
+//! clear 503 instead of queueing, and a deadline derived from the apiserver's `?timeout=`.
+//!
+//! The decision itself is pure and takes microseconds, so the deadline mostly bounds waiting
+//! for a slow body: the answer (or a 503) goes out before the apiserver stops waiting, which
+//! lets it apply the webhook's failurePolicy with a reason instead of a timeout.
+
+use super::metrics::{AdmissionMetrics, RejectReason};
+use crate::admission::Webhook;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The apiserver's default webhook timeout, used when a request carries no `?timeout=`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The apiserver's largest allowed webhook timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for `--max-concurrent-requests`.
+pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
+
+/// When the request arrived, for the latency the handler records.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
+
+#[derive(Clone, Debug)]
+pub struct LimitState {
+    pub permits: Arc<Semaphore>,
+    pub max_concurrent: usize,
+    pub metrics: AdmissionMetrics,
+}
+
+impl LimitState {
+    pub fn new(max_concurrent: usize, metrics: AdmissionMetrics) -> Self {
+        let max_concurrent = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
+        metrics.set_concurrency_limit(max_concurrent);
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+            metrics,
+        }
+    }
+}
+
+/// Parses a Go `time.Duration` string as the apiserver writes it (`10s`, `1m30s`, `2.5s`,
+/// `500ms`, `300us`/`300µs`, `100ns`, `1h`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * scale;
+    }
+    if !total.is_finite() || total > 1e9 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// The request's `timeout` query parameter, if it is there and readable.
+pub fn timeout_param(query: Option<&str>) -> Option<Duration> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "timeout")
+        .and_then(|(_, v)| parse_go_duration(v))
+}
+
+/// How long this server gives itself: the apiserver's timeout (default 10 s, at most 30 s)
+/// less a margin so the answer arrives before the apiserver gives up.
+pub fn budget(timeout: Option<Duration>) -> Duration {
+    let t = timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
+    let margin = (t / 20).min(Duration::from_millis(500));
+    t - margin
+}
+
+pub fn webhook_of(path: &str) -> Webhook {
+    if path == "/mutate" {
+        Webhook::Mutate
+    } else {
+        Webhook::Validate
+    }
+}
+
+fn unavailable(message: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        message,
+    )
+        .into_response()
+}
+
+/// Decrements the in-flight gauge however the request ends (also when it is dropped).
+struct InFlight<'a>(&'a AdmissionMetrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight().dec();
+    }
+}
+
+/// The middleware on /validate and /mutate.
+pub async fn limit(State(limits): State<LimitState>, mut req: Request, next: Next) -> Response {
+    let arrival = Instant::now();
+    let webhook = webhook_of(req.uri().path());
+    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
+        limits.metrics.reject(webhook, RejectReason::saturated);
+        tracing::warn!(
+            webhook = webhook.as_str(),
+            limit = limits.max_concurrent,
+            "concurrency limit reached; answering 503"
+        );
+        return unavailable(format!(
+            "hookguard is at its concurrency limit ({} requests in flight); try again\n",
+            limits.max_concurrent
+        ));
+    };
+    limits.metrics.in_flight().inc();
+    let _in_flight = InFlight(&limits.metrics);
+    let timeout = timeout_param(req.uri().query());
+    let budget = budget(timeout);
+    req.extensions_mut().insert(Arrival(arrival));
+    match tokio::time::timeout_at((arrival + budget).into(), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            limits.metrics.reject(webhook, RejectReason::deadline);
+            tracing::warn!(
+                webhook = webhook.as_str(),
+                ?budget,
+                "request deadline passed before the review could be read; answering 503"
+            );
+            unavailable(format!(
+                "the request did not arrive within {budget:?} (the apiserver's timeout{} less a margin); answering before the apiserver gives up\n",
+                timeout.map(|t| format!(" {t:?}")).unwrap_or_else(|| " default 10s".into())
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("2.5s"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("300µs"), Some(Duration::from_micros(300)));
+        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "s", "10", "10x", "-1s", "1e9h", "1..2s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_budget_ends_before_the_apiserver_gives_up() {
+        assert_eq!(
+            timeout_param(Some("timeout=10s")),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            timeout_param(Some("a=b&timeout=2s")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(timeout_param(Some("timeout=soon")), None);
+        assert_eq!(timeout_param(None), None);
+        assert_eq!(
+            budget(Some(Duration::from_secs(10))),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            budget(Some(Duration::from_secs(1))),
+            Duration::from_millis(950)
+        );
+        assert_eq!(budget(None), Duration::from_millis(9500));
+        assert_eq!(
+            budget(Some(Duration::from_secs(3600))),
+            Duration::from_millis(29_500)
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! Prometheus/OpenMetrics metrics for the webhook, the certificate and the policy.
+//!
+//! Each group registers itself into a `prometheus_client::registry::Registry` (usually the
+//! one created with prefix `hookguard`) and is then cheap to clone into whatever updates it:
+//! the handlers, the certificate resolver, the policy reloader. The admin server only needs
+//! the registry to encode it.
+
+use crate::admission::{self, Webhook};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Latency buckets, in seconds: from 50 µs (a typical answer is well under a millisecond) up
+/// to 10 s, the apiserver's default webhook timeout.
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// Kinds come from the request; cap the label so a strange client cannot make huge series.
+const MAX_LABEL_LEN: usize = 63;
+
+fn label(s: &str) -> String {
+    if s.is_empty() {
+        return "-".to_string();
+    }
+    let mut end = s.len().min(MAX_LABEL_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub webhook: String,
+    pub operation: String,
+    pub kind: String,
+    pub decision: String,
+    pub dry_run: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub webhook: String,
+    pub operation: String,
+    pub kind: String,
+    pub decision: String,
+    pub rule: String,
+    pub action: String,
+    pub dry_run: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub webhook: String,
+    pub decision: String,
+}
+
+/// Why a request was refused before it reached the decision.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RejectReason {
+    /// Concurrency limit reached (503).
+    saturated,
+    /// The request's deadline passed before its body arrived (503).
+    deadline,
+    /// Body over the cap (413).
+    body_too_large,
+    /// Not application/json (415).
+    unsupported_media_type,
+    /// The body stream broke (400).
+    bad_body,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub webhook: String,
+    pub reason: RejectReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+/// The admission requests and their decisions.
+#[derive(Clone, Debug)]
+pub struct AdmissionMetrics {
+    requests: Family<RequestLabels, Counter>,
+    rule_hits: Family<RuleLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram>,
+    rejected: Family<RejectLabels, Counter>,
+    in_flight: Gauge,
+    concurrency_limit: Gauge,
+}
+
+impl AdmissionMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            rule_hits: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            rejected: Family::default(),
+            in_flight: Gauge::default(),
+            concurrency_limit: Gauge::default(),
+        };
+        registry.register(
+            "admission_requests",
+            "Admission reviews answered, by webhook, operation, kind, decision and dry-run",
+            m.requests.clone(),
+        );
+        registry.register(
+            "admission_rule_hits",
+            "Rules that fired in answered reviews (one per rule), by rule and its action",
+            m.rule_hits.clone(),
+        );
+        registry.register_with_unit(
+            "admission_duration",
+            "Time from the request's arrival to its answer",
+            Unit::Seconds,
+            m.latency.clone(),
+        );
+        registry.register(
+            "admission_rejected",
+            "Requests refused before a decision (saturated, deadline, body_too_large, unsupported_media_type, bad_body)",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "admission_in_flight",
+            "Admission requests being handled now",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "admission_concurrency_limit",
+            "Most admission requests handled at once; more get 503",
+            m.concurrency_limit.clone(),
+        );
+        m
+    }
+
+    pub fn set_concurrency_limit(&self, limit: usize) {
+        self.concurrency_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    pub fn observe(&self, webhook: Webhook, d: &admission::Decision, latency: Duration) {
+        let decision = d.verdict().to_string();
+        let dry_run = d.dry_run.to_string();
+        let operation = label(&d.operation);
+        let kind = label(&d.kind);
+        self.requests
+            .get_or_create(&RequestLabels {
+                webhook: webhook.as_str().to_string(),
+                operation: operation.clone(),
+                kind: kind.clone(),
+                decision: decision.clone(),
+                dry_run: dry_run.clone(),
+            })
+            .inc();
+        for (rule, action) in &d.rules {
+            self.rule_hits
+                .get_or_create(&RuleLabels {
+                    webhook: webhook.as_str().to_string(),
+                    operation: operation.clone(),
+                    kind: kind.clone(),
+                    decision: decision.clone(),
+                    rule: rule.name().to_string(),
+                    action: action.to_string(),
+                    dry_run: dry_run.clone(),
+                })
+                .inc();
+        }
+        self.latency
+            .get_or_create(&LatencyLabels {
+                webhook: webhook.as_str().to_string(),
+                decision,
+            })
+            .observe(latency.as_secs_f64());
+    }
+
+    pub fn reject(&self, webhook: Webhook, reason: RejectReason) {
+        self.rejected
+            .get_or_create(&RejectLabels {
+                webhook: webhook.as_str().to_string(),
+                reason,
+            })
+            .inc();
+    }
+}
+
+/// The serving certificate: when it expires and how its reloads went.
+#[derive(Clone, Debug)]
+pub struct TlsMetrics {
+    not_after: Gauge,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+impl TlsMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            not_after: Gauge::default(),
+            reloads: Family::default(),
+        };
+        registry.register_with_unit(
+            "tls_certificate_not_after",
+            "Expiry (notAfter, Unix time) of the certificate being served",
+            Unit::Seconds,
+            m.not_after.clone(),
+        );
+        registry.register(
+            "tls_certificate_reloads",
+            "Certificate reloads from disk, by result (success, error)",
+            m.reloads.clone(),
+        );
+        m
+    }
+
+    pub fn set_not_after(&self, unix_seconds: i64) {
+        self.not_after.set(unix_seconds);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "error" };
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// For the policy reloader: reloads by result and the time of the last good one.
+#[derive(Clone, Debug)]
+pub struct PolicyMetrics {
+    reloads: Family<ResultLabels, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    active: Family<HashLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct HashLabels {
+    hash: String,
+}
+
+impl PolicyMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            reloads: Family::default(),
+            last_success: Gauge::default(),
+            active: Family::default(),
+        };
+        registry.register(
+            "policy_active",
+            "The active policy, by the sha256 of its file (value 1)",
+            m.active.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "Policy file loads and reloads, by result (success, error)",
+            m.reloads.clone(),
+        );
+        registry.register_with_unit(
+            "policy_last_reload_success_timestamp",
+            "Unix time of the last successful policy load",
+            Unit::Seconds,
+            m.last_success.clone(),
+        );
+        m
+    }
+
+    /// Marks `hash` as the active policy (and only it).
+    pub fn set_active(&self, hash: &str) {
+        let labels = HashLabels {
+            hash: hash.to_string(),
+        };
+        if self.active.get(&labels).is_none_or(|g| g.get() != 1) {
+            self.active.clear();
+            self.active.get_or_create(&labels).set(1);
+        }
+    }
+
+    /// Counts one reload; `result` is a short word such as `success` or `error`.
+    pub fn reload(&self, result: &str) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: label(result),
+            })
+            .inc();
+        if result == "success" {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.last_success.set(now);
+        }
+    }
+}
+
+/// All of the webhook's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub admission: AdmissionMetrics,
+    pub tls: TlsMetrics,
+    pub policy: PolicyMetrics,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        Self {
+            admission: AdmissionMetrics::register(registry),
+            tls: TlsMetrics::register(registry),
+            policy: PolicyMetrics::register(registry),
+        }
+    }
+}
+
+/// The registry every hookguard process starts from.
+pub fn new_registry() -> Registry {
+    Registry::with_prefix("hookguard")
+}
+
+/// OpenMetrics text of a registry.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an encoder error would be a bug in a metric.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_capped_and_never_empty() {
+        assert_eq!(label(""), "-");
+        assert_eq!(label(&"é".repeat(40)).len(), 62);
+        assert_eq!(label("Job"), "Job");
+    }
+
+    #[test]
+    fn policy_reloads_and_certificate_expiry_are_exposed() {
+        let mut r = new_registry();
+        let m = Metrics::register(&mut r);
+        m.policy.reload("success");
+        m.policy.reload("error");
+        m.tls.set_not_after(1_900_000_000);
+        m.admission.set_concurrency_limit(7);
+        let text = encode(&r);
+        assert!(
+            text.contains("hookguard_policy_reloads_total{result=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookguard_policy_reloads_total{result=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookguard_tls_certificate_not_after_seconds 1900000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookguard_admission_concurrency_limit 7"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
