@@ -2,7 +2,8 @@
 //! (`mutation::plan` / `to_json_patch`) over manifests, before anything reaches a cluster.
 //!
 //! Pure: bytes in, a report (or translated text) out. Reading files and printing live in
-//! `cli::lint` / `cli::translate`.
+//! `cli::lint` / `cli::translate`. What a finding does (deny, warn, audit, off) is decided by
+//! `policy::verdict`, the webhook's own call, with the policy given to `lint_bytes`.
 //!
 //! On top of the catalogue, lint reports two things only a check of the manifests can see:
 //! - `argo-drops-object` (info): Argo CD drops an object whose hook annotations give no hook
