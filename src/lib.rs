@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cli;
 pub mod finalizer;
 pub mod hooks;
+pub mod lint;
 pub mod mutation;
 pub mod policy;
 pub mod rules;

@@ -6,9 +6,13 @@ fn main() -> std::process::ExitCode {
     let cli = hookguard::cli::Cli::parse();
     match hookguard::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hookguard: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        // lint and translate choose their exit code (1: findings, 2: unreadable input).
+        Err(e) => match e.downcast_ref::<hookguard::cli::lint::Exit>() {
+            Some(exit) => std::process::ExitCode::from(exit.0),
+            None => {
+                eprintln!("hookguard: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

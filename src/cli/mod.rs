@@ -2,8 +2,10 @@
 //! `HOOKGUARD_*` environment variable.
 
 pub mod finalizer;
+pub mod lint;
 pub mod policy;
 pub mod serve;
+pub mod translate;
 
 use crate::mutation::KindRef;
 use anyhow::{Context, Result};
@@ -37,6 +39,10 @@ pub enum Command {
     Finalizer(Box<finalizer::FinalizerArgs>),
     /// Remove hookguard's finalizer from every object of the handled kinds.
     ReleaseFinalizers(finalizer::ReleaseArgs),
+    /// Check manifests (files, directories, stdin) with the webhook's rules; exit 1 on deny.
+    Lint(lint::LintArgs),
+    /// Write the mutating webhook's changes into manifests (stdin to stdout by default).
+    Translate(translate::TranslateArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -84,7 +90,7 @@ pub struct CertsArgs {
     pub days: u32,
 }
 
-fn parse_kind(s: &str) -> Result<KindRef, String> {
+pub(crate) fn parse_kind(s: &str) -> Result<KindRef, String> {
     KindRef::parse(s.trim()).ok_or_else(|| format!("`{s}` is not Kind or Kind.group"))
 }
 
@@ -160,6 +166,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(args) => policy::run(args),
         Command::Finalizer(args) => finalizer::run_finalizer(*args),
         Command::ReleaseFinalizers(args) => finalizer::run_release(args),
+        Command::Lint(args) => lint::run(args),
+        Command::Translate(args) => translate::run(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

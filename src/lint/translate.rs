@@ -1,0 +1,528 @@
+//! `translate`: the mutating webhook's metadata changes, written into the manifests.
+//!
+//! The changes are the webhook's own: `mutation::plan` decides them and
+//! `mutation::to_json_patch` turns them into RFC 6902 `add` operations. translate applies
+//! those operations to the user's *text*, not to a re-serialised copy, so comments, key
+//! order, quoting and document separators survive:
+//! - a key added to an existing block mapping becomes a new line just before the mapping's
+//!   first key, at its indentation; a key added to a flow mapping (`{…}`, JSON)
+//!   goes right after its `{`; a finalizer is appended after the last list item;
+//! - a value that replaces an existing one (only `hook-delete-policy`, when Helm adds
+//!   policies to a clean Argo value) replaces that scalar's text;
+//! - values are written double-quoted (JSON strings), which every YAML 1.1/1.2 reader and JSON
+//!   read as strings (`"-5"` must not become the integer -5).
+//!
+//! Every edited document is parsed again and compared with the original document patched by
+//! `json_patch::patch`; if they differ, or the text is laid out in a way the editor does not
+//! handle (anchors/aliases, merge keys, multi-line or block scalars being replaced, a mapping
+//! that shares its first line with a `- `), that document alone is re-emitted as indented JSON
+//! (a subset of YAML) in its original key order. Its comments are then lost; nothing else is.
+//! Documents without changes are copied byte for byte, so translate of its own output is
+//! the identity (the webhook's plan adds nothing the second time).
+
+use super::yaml::{self, Documents, Node, Value};
+use super::{decode, objects_of, InputError};
+use crate::hooks::{HookModel, HookObject};
+use crate::mutation::{self, MutationSettings, Stage};
+use json_patch::{Patch, PatchOperation};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The translated stream and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    pub text: String,
+    /// Objects that received changes.
+    pub changed_objects: usize,
+    /// Documents that had to be re-emitted as JSON.
+    pub reemitted_documents: usize,
+}
+
+/// Applies the webhook's metadata changes to every hook in a YAML/JSON stream.
+/// `managed` adds the managed label and cleanup finalizer, as on CREATE.
+pub fn translate(
+    bytes: &[u8],
+    settings: &MutationSettings,
+    managed: bool,
+) -> Result<Translated, InputError> {
+    let text = decode(bytes)?;
+    let stage = Stage::Offline { managed };
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut changed_objects = 0;
+    let mut reemitted_documents = 0;
+    for doc in Documents::new(text) {
+        let doc = doc.map_err(|e| InputError {
+            line: Some(e.line),
+            col: Some(e.col),
+            message: format!("YAML syntax error: {}", e.message),
+        })?;
+        let Some(root) = &doc.root else { continue };
+        // Documents lint would reject are passed through untouched: translate changes hooks
+        // and nothing else.
+        let Ok(objects) = objects_of(&doc) else {
+            continue;
+        };
+        let is_list = matches!(root.get("items").map(|i| &i.value), Some(Value::Seq(_)));
+        let mut patches: Vec<(Vec<String>, &Node, Patch)> = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            let patch = object_patch(object, settings, stage);
+            if !patch.0.is_empty() {
+                let prefix = if is_list {
+                    vec!["items".to_owned(), i.to_string()]
+                } else {
+                    Vec::new()
+                };
+                patches.push((prefix, object, patch));
+            }
+        }
+        if patches.is_empty() {
+            continue;
+        }
+        changed_objects += patches.len();
+        match edit_in_place(text, root, &patches) {
+            Some(doc_edits) => edits.extend(doc_edits),
+            None => {
+                reemitted_documents += 1;
+                edits.push(reemit(root, &patches));
+            }
+        }
+    }
+    Ok(Translated {
+        text: apply_edits(text, &edits),
+        changed_objects,
+        reemitted_documents,
+    })
+}
+
+/// The webhook's patch for one object (empty when it is not a hook or needs nothing).
+fn object_patch(node: &Node, settings: &MutationSettings, stage: Stage) -> Patch {
+    if !super::is_hook_candidate(node) {
+        return Patch(Vec::new());
+    }
+    let Ok(view) = HookObject::deserialize(yaml::NodeDe(node)) else {
+        return Patch(Vec::new());
+    };
+    let empty = BTreeMap::new();
+    let annotations = view.annotations().unwrap_or(&empty);
+    if !HookModel::has_hook_annotations(annotations) {
+        return Patch(Vec::new());
+    }
+    let model = HookModel::from_annotations(annotations);
+    let changes = mutation::plan(&view, &model, settings, stage);
+    mutation::to_json_patch(&view, &changes)
+}
+
+/// Replace `range` of the input with `text`.
+#[derive(Debug, Clone)]
+struct Edit {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+fn apply_edits(text: &str, edits: &[Edit]) -> String {
+    let mut edits: Vec<&Edit> = edits.iter().collect();
+    // Stable: several insertions at one point keep the order they were made in.
+    edits.sort_by_key(|e| e.start);
+    let mut out =
+        String::with_capacity(text.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+    let mut at = 0;
+    for e in edits {
+        if e.start < at {
+            continue; // cannot happen: edits of one document never overlap (checked there)
+        }
+        out.push_str(&text[at..e.start]);
+        out.push_str(&e.text);
+        at = e.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn tokens(op: &PatchOperation) -> Option<(Vec<String>, &serde_json::Value)> {
+    match op {
+        PatchOperation::Add(add) => Some((
+            add.path
+                .tokens()
+                .map(|t| t.decoded().into_owned())
+                .collect(),
+            &add.value,
+        )),
+        _ => None,
+    }
+}
+
+/// Textual edits for one document, verified by re-parsing; `None` when the document must be
+/// re-emitted instead.
+fn edit_in_place(
+    text: &str,
+    root: &Node,
+    patches: &[(Vec<String>, &Node, Patch)],
+) -> Option<Vec<Edit>> {
+    let mut editor = Editor {
+        text,
+        edits: Vec::new(),
+        inserts: Vec::new(),
+    };
+    for (_, object, patch) in patches {
+        for op in &patch.0 {
+            let (path, value) = tokens(op)?;
+            editor.add(object, &path, value)?;
+        }
+    }
+    let mut edits = editor.finish()?;
+    // Edits must stay inside the document and must not overlap.
+    edits.sort_by_key(|e| e.start);
+    let mut at = root.span.start;
+    for e in &edits {
+        if e.start < at || e.end > root.span.end || e.start > e.end {
+            return None;
+        }
+        at = e.end;
+    }
+    // Verify: the edited text must read as the original document patched.
+    let mut expected = root.to_json();
+    for (prefix, _, patch) in patches {
+        let mut ops = patch.clone();
+        for op in ops.0.iter_mut() {
+            if let PatchOperation::Add(add) = op {
+                let mut full = prefix.clone();
+                full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
+                add.path =
+                    json_patch::jsonptr::PointerBuf::from_tokens(full.iter().map(String::as_str));
+            }
+        }
+        json_patch::patch(&mut expected, &ops).ok()?;
+    }
+    let shifted: Vec<Edit> = edits
+        .iter()
+        .map(|e| Edit {
+            start: e.start - root.span.start,
+            end: e.end - root.span.start,
+            text: e.text.clone(),
+        })
+        .collect();
+    let edited = apply_edits(&text[root.span.clone()], &shifted);
+    let reparsed = Documents::new(&edited).next()?.ok()?.root?;
+    (reparsed.to_json() == expected).then_some(edits)
+}
+
+struct Editor<'t> {
+    text: &'t str,
+    edits: Vec<Edit>,
+    /// New entries per mapping (keyed by the mapping's start), rendered together at the end.
+    inserts: Vec<(usize, Insert<'t>)>,
+}
+
+struct Insert<'t> {
+    map: &'t Node,
+    /// Indentation step for nested values.
+    step: usize,
+    entries: Vec<(String, serde_json::Value)>,
+}
+
+impl<'t> Editor<'t> {
+    /// One `add` operation relative to `object`.
+    fn add(&mut self, object: &'t Node, path: &[String], value: &serde_json::Value) -> Option<()> {
+        let (last, parents) = path.split_last()?;
+        let mut parent = object;
+        let mut step = 2;
+        for token in parents {
+            let child = parent.get(token)?;
+            if child.col > parent.col && !parent.flow {
+                step = child.col - parent.col;
+            }
+            parent = child;
+        }
+        if parent.shared || parent.merged {
+            return None;
+        }
+        match &parent.value {
+            Value::Map(_) => match parent.get(last) {
+                Some(existing) => self.replace(existing, value),
+                None => {
+                    self.insert(parent, step, last, value);
+                    Some(())
+                }
+            },
+            Value::Seq(items) if last == "-" => self.append(parent, items, value),
+            _ => None,
+        }
+    }
+
+    fn replace(&mut self, existing: &Node, value: &serde_json::Value) -> Option<()> {
+        let scalar = matches!(
+            existing.value,
+            Value::Null
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::UInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+        );
+        let raw = &self.text[existing.span.clone()];
+        if !scalar || existing.shared || raw.contains('\n') {
+            return None;
+        }
+        use serde_saphyr::granit_parser::ScalarStyle;
+        if matches!(
+            existing.scalar_style,
+            Some(ScalarStyle::Literal | ScalarStyle::Folded)
+        ) {
+            return None;
+        }
+        let mut text = serde_json::to_string(value).ok()?;
+        if existing.span.is_empty() {
+            // `key:` with nothing after it: the span sits right after the colon.
+            text.insert(0, ' ');
+        }
+        self.edits.push(Edit {
+            start: existing.span.start,
+            end: existing.span.end,
+            text,
+        });
+        Some(())
+    }
+
+    fn insert(&mut self, map: &'t Node, step: usize, key: &str, value: &serde_json::Value) {
+        let at = map.span.start;
+        match self.inserts.iter_mut().find(|(start, _)| *start == at) {
+            Some((_, insert)) => insert.entries.push((key.to_owned(), value.clone())),
+            None => self.inserts.push((
+                at,
+                Insert {
+                    map,
+                    step,
+                    entries: vec![(key.to_owned(), value.clone())],
+                },
+            )),
+        }
+    }
+
+    fn append(&mut self, seq: &Node, items: &[Node], value: &serde_json::Value) -> Option<()> {
+        let json = serde_json::to_string(value).ok()?;
+        if seq.flow {
+            // Before the closing `]`.
+            let close = seq.span.end.checked_sub(1)?;
+            if self.text.as_bytes().get(close) != Some(&b']') {
+                return None;
+            }
+            let text = if items.is_empty() {
+                json
+            } else {
+                format!(", {json}")
+            };
+            self.edits.push(Edit {
+                start: close,
+                end: close,
+                text,
+            });
+            return Some(());
+        }
+        let last = items.last()?;
+        if !matches!(last.value, Value::Str(_)) || self.text[last.span.clone()].contains('\n') {
+            return None;
+        }
+        let indent = dash_prefix(self.text, seq.span.start)?;
+        // After the end of the line the last item is on.
+        let (at, lead) = match self.text[last.span.end..].find('\n') {
+            Some(i) => (last.span.end + i + 1, ""),
+            None => (self.text.len(), "\n"),
+        };
+        self.edits.push(Edit {
+            start: at,
+            end: at,
+            text: format!("{lead}{indent}- {json}\n"),
+        });
+        Some(())
+    }
+
+    fn finish(mut self) -> Option<Vec<Edit>> {
+        for (_, insert) in std::mem::take(&mut self.inserts) {
+            let edit = render_insert(self.text, &insert)?;
+            self.edits.push(edit);
+        }
+        Some(self.edits)
+    }
+}
+
+/// The whitespace before `at` on its line, if only whitespace precedes it.
+fn line_prefix(text: &str, at: usize) -> Option<&str> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let prefix = &text[line_start..at];
+    prefix.bytes().all(|b| b == b' ').then_some(prefix)
+}
+
+/// The indentation of the `- ` that introduces a block sequence starting at `at` (a block
+/// sequence's span starts at its first item's content).
+fn dash_prefix(text: &str, at: usize) -> Option<&str> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = text[line_start..at]
+        .trim_end_matches(' ')
+        .strip_suffix('-')?;
+    before.bytes().all(|b| b == b' ').then_some(before)
+}
+
+fn render_insert(text: &str, insert: &Insert<'_>) -> Option<Edit> {
+    let map = insert.map;
+    let Value::Map(existing) = &map.value else {
+        return None;
+    };
+    if map.flow {
+        if text.as_bytes().get(map.span.start) != Some(&b'{') {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for (k, v) in &insert.entries {
+            parts.push(format!(
+                "{}: {}",
+                serde_json::to_string(k).ok()?,
+                serde_json::to_string(v).ok()?
+            ));
+        }
+        // Pretty-printed JSON (`{` ends its line): one entry per line, at the entries' indent.
+        let after = &text[map.span.start + 1..];
+        let indent: String = after
+            .strip_prefix('\n')
+            .map(|rest| rest.chars().take_while(|c| *c == ' ').collect())
+            .unwrap_or_default();
+        let out = if !existing.is_empty() && !indent.is_empty() {
+            parts
+                .iter()
+                .map(|p| format!("\n{indent}{p},"))
+                .collect::<String>()
+        } else if !existing.is_empty() {
+            format!("{}, ", parts.join(", "))
+        } else {
+            parts.join(", ")
+        };
+        return Some(Edit {
+            start: map.span.start + 1,
+            end: map.span.start + 1,
+            text: out,
+        });
+    }
+    if existing.is_empty() {
+        return None;
+    }
+    // A block mapping's first key starts a line of its own (under its parent key): the new
+    // entries go on lines just before it, at the same indentation.
+    let indent = line_prefix(text, map.span.start)?;
+    let line_start = map.span.start - indent.len();
+    let mut out = String::new();
+    for (k, v) in &insert.entries {
+        render_block_entry(&mut out, indent, insert.step, k, v)?;
+    }
+    Some(Edit {
+        start: line_start,
+        end: line_start,
+        text: out,
+    })
+}
+
+fn render_block_entry(
+    out: &mut String,
+    indent: &str,
+    step: usize,
+    key: &str,
+    value: &serde_json::Value,
+) -> Option<()> {
+    let key = yaml_key(key)?;
+    let inner = format!("{indent}{}", " ".repeat(step.max(1)));
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            out.push_str(&format!("{indent}{key}:\n"));
+            for (k, v) in map {
+                render_block_entry(out, &inner, step, k, v)?;
+            }
+        }
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            out.push_str(&format!("{indent}{key}:\n"));
+            for item in items {
+                out.push_str(&format!("{inner}- {}\n", serde_json::to_string(item).ok()?));
+            }
+        }
+        other => out.push_str(&format!(
+            "{indent}{key}: {}\n",
+            serde_json::to_string(other).ok()?
+        )),
+    }
+    Some(())
+}
+
+/// Keys hookguard writes are plain-safe (`argocd.argoproj.io/hook`); anything else is quoted.
+fn yaml_key(key: &str) -> Option<String> {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'))
+        && super::yaml::Documents::new(&format!("{key}: x"))
+            .next()
+            .and_then(Result::ok)
+            .and_then(|d| d.root)
+            .is_some_and(|r| r.get(key).is_some());
+    if plain {
+        Some(key.to_owned())
+    } else {
+        serde_json::to_string(key).ok()
+    }
+}
+
+/// The fallback: the whole document as indented JSON, patched, in its original key order.
+fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Patch)]) -> Edit {
+    let mut doc = root.clone();
+    for (prefix, _, patch) in patches {
+        for op in &patch.0 {
+            if let Some((path, value)) = tokens(op) {
+                let mut full = prefix.clone();
+                full.extend(path);
+                apply_add(&mut doc, &full, value);
+            }
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    if !root.flow {
+        text.push('\n');
+    }
+    Edit {
+        start: root.span.start,
+        end: root.span.end,
+        text,
+    }
+}
+
+/// RFC 6902 `add` on the ordered tree: set a mapping key (replacing its value) or append to a
+/// list with `-`. The webhook's patches use nothing else.
+fn apply_add(node: &mut Node, path: &[String], value: &serde_json::Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *node = Node::from_json(value);
+        return;
+    };
+    match &mut node.value {
+        Value::Map(entries) => {
+            if let Some((_, child)) = entries
+                .iter_mut()
+                .rev()
+                .find(|(k, _)| k.key_str() == Some(first))
+            {
+                apply_add(child, rest, value);
+            } else if rest.is_empty() {
+                entries.push((
+                    Node::from_json(&serde_json::Value::String(first.clone())),
+                    Node::from_json(value),
+                ));
+            }
+        }
+        Value::Seq(items) => {
+            if first == "-" && rest.is_empty() {
+                items.push(Node::from_json(value));
+            } else if let Some(child) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                apply_add(child, rest, value);
+            }
+        }
+        _ => {}
+    }
+}

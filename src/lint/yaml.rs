@@ -1,0 +1,948 @@
+//! The YAML front end of `lint` and `translate`: a multi-document stream in, one tree per
+//! document out, each node with its byte span and line so findings can name a line and
+//! `translate` can edit the user's text in place.
+//!
+//! Parsing is granit-parser's (the event parser under serde-saphyr). Plain scalars are then
+//! typed the way Kubernetes tooling types them, not by YAML 1.2: kubectl, Helm and Argo CD
+//! all read manifests with sigs.k8s.io/yaml, i.e. go-yaml v2's YAML 1.1 resolution
+//! (`yes`/`on` are booleans, `0x1f` and `017` are integers, timestamps stay strings). That is
+//! what decides whether `argocd.argoproj.io/sync-wave: 5` is a string (it is not).
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, Span, StructureStyle};
+use std::collections::HashMap;
+use std::ops::Range;
+
+/// At most this many nodes may be created by expanding aliases in one document (a "billion
+/// laughs" stream is rejected instead of exhausting memory).
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// A YAML value as Kubernetes tooling reads it, with mapping order kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// An integer beyond i64 (go-yaml falls back to uint64).
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    /// Byte range of the node's text (for quoted scalars including the quotes; for a flow
+    /// collection from `{`/`[` to the closing bracket).
+    pub span: Range<usize>,
+    /// 1-based line and 0-based column of the node's first character.
+    pub line: usize,
+    pub col: usize,
+    /// Flow style (`{…}`, `[…]`) for collections.
+    pub flow: bool,
+    /// Scalar notation (plain, quoted, block).
+    pub scalar_style: Option<ScalarStyle>,
+    /// The node carries an anchor or was copied from one by an alias: editing its text would
+    /// change other places too.
+    pub shared: bool,
+    /// A mapping that contains a merge key (`<<`): some entries come from elsewhere.
+    pub merged: bool,
+}
+
+impl Node {
+    /// The value of `key` in a mapping (the last one, as go-yaml keeps the last duplicate).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .rev()
+                .find(|(k, _)| k.key_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A mapping key as sigs.k8s.io/yaml turns it into a JSON object key.
+    pub fn key_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_map(&self) -> bool {
+        matches!(self.value, Value::Map(_))
+    }
+
+    /// What kind of YAML value this is, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::UInt(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// The JSON value Kubernetes tooling sees.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::UInt(u) => J::from(*u),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => {
+                let mut map = serde_json::Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    map.insert(json_key(k), v.to_json());
+                }
+                J::Object(map)
+            }
+        }
+    }
+
+    /// A node built from a JSON value (for values written by `translate`'s fallback).
+    pub fn from_json(value: &serde_json::Value) -> Node {
+        use serde_json::Value as J;
+        let value = match value {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => Value::Int(i),
+                (None, Some(u), _) => Value::UInt(u),
+                (_, _, Some(f)) => Value::Float(f),
+                _ => Value::Null,
+            },
+            J::String(s) => Value::Str(s.clone()),
+            J::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            J::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| (Node::synthetic(Value::Str(k.clone())), Node::from_json(v)))
+                    .collect(),
+            ),
+        };
+        Node::synthetic(value)
+    }
+
+    fn synthetic(value: Value) -> Node {
+        Node {
+            value,
+            span: 0..0,
+            line: 0,
+            col: 0,
+            flow: false,
+            scalar_style: None,
+            shared: true,
+            merged: false,
+        }
+    }
+}
+
+/// JSON object keys: sigs.k8s.io/yaml formats non-string keys as text.
+fn json_key(k: &Node) -> String {
+    match &k.value {
+        Value::Str(s) => s.clone(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Seq(_) | Value::Map(_) => k.to_json().to_string(),
+    }
+}
+
+/// JSON output in the document's own key order (used by `translate`'s fallback).
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::UInt(u) => s.serialize_u64(*u),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(_) => s.serialize_unit(),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Seq(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(&json_key(k), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// Reads a node with serde directly (no JSON copy): `HookObject::deserialize(NodeDe(&node))`
+/// sees what it would see in the object's JSON.
+#[derive(Clone, Copy)]
+pub struct NodeDe<'a>(pub &'a Node);
+
+/// A mapping key, always read as its JSON object key.
+#[derive(Clone, Copy)]
+struct KeyDe<'a>(&'a Node);
+
+type DeError = serde::de::value::Error;
+
+impl<'de> serde::Deserializer<'de> for NodeDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        use serde::de::value::{MapDeserializer, SeqDeserializer};
+        match &self.0.value {
+            Value::Null => v.visit_unit(),
+            Value::Bool(b) => v.visit_bool(*b),
+            Value::Int(i) => v.visit_i64(*i),
+            Value::UInt(u) => v.visit_u64(*u),
+            Value::Float(f) => v.visit_f64(*f),
+            Value::Str(s) => v.visit_borrowed_str(s),
+            Value::Seq(items) => {
+                let mut seq = SeqDeserializer::new(items.iter().map(NodeDe));
+                let value = v.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            Value::Map(entries) => {
+                let mut map =
+                    MapDeserializer::new(entries.iter().map(|(k, val)| (KeyDe(k), NodeDe(val))));
+                let value = v.visit_map(&mut map)?;
+                map.end()?;
+                Ok(value)
+            }
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        match self.0.value {
+            Value::Null => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, DeError> for NodeDe<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for KeyDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+        match &self.0.value {
+            Value::Str(s) => v.visit_borrowed_str(s),
+            _ => v.visit_string(json_key(self.0)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, DeError> for KeyDe<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+/// One document of a stream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 0-based position in the stream, empty documents included.
+    pub index: usize,
+    /// 1-based line where the document's content starts (or its `---` when it is empty).
+    pub line: usize,
+    /// `None` for an empty document (nothing, or only `null`/`~`): every tool skips those.
+    pub root: Option<Node>,
+}
+
+/// Bad input: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based line and column.
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {} column {}: {}",
+            self.line, self.col, self.message
+        )
+    }
+}
+
+/// The documents of a YAML (or JSON) stream, one at a time, so a large stream never has to
+/// be held as trees all at once.
+pub struct Documents<'a> {
+    text: &'a str,
+    parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
+    index: usize,
+    done: bool,
+    /// Build only what lint reads (see `for_lint`).
+    lint_only: bool,
+}
+
+/// Top-level keys lint reads of any object (`HookObject`'s fields and `items`).
+const LINT_KEYS: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
+
+impl<'a> Documents<'a> {
+    /// Every node of every document (what `translate` needs).
+    pub fn new(text: &'a str) -> Documents<'a> {
+        let mut options = Options::default();
+        options.set_emit_comments(false);
+        Documents {
+            text,
+            parser: Parser::new_from_str_with_options(text, options),
+            index: 0,
+            done: false,
+            lint_only: false,
+        }
+    }
+
+    /// Every document is still parsed in full (syntax errors are found anywhere), but only
+    /// the parts lint reads become nodes: `apiVersion`, `kind`, `metadata`, `items`, and
+    /// `spec` when the document mentions a hook annotation at all. Other top-level values
+    /// (a Deployment's spec, a ConfigMap's data) are read as `null`. This is what makes lint
+    /// fast on streams that are mostly not hooks.
+    pub fn for_lint(text: &'a str) -> Documents<'a> {
+        Documents {
+            lint_only: true,
+            ..Documents::new(text)
+        }
+    }
+}
+
+/// The end of the document starting at `from`: the next line that starts with `---` or
+/// `...` followed by a space or line break (YAML forbids such a line inside any content), or
+/// the end of the text.
+fn document_extent(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    while let Some(i) = memchr::memchr(b'\n', &bytes[at..]) {
+        let line = at + i + 1;
+        let rest = &bytes[line..];
+        if (rest.starts_with(b"---") || rest.starts_with(b"..."))
+            && rest
+                .get(3)
+                .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            return line;
+        }
+        at = line;
+    }
+    text.len()
+}
+
+/// Whether a document may need its `spec` for lint: it names a hook annotation, or it has
+/// anchors (an alias could pull skipped content into what lint reads).
+fn needs_spec(doc: &str) -> bool {
+    let b = doc.as_bytes();
+    memchr::memmem::find(b, b"argocd.argoproj.io").is_some()
+        || memchr::memmem::find(b, b"helm.sh").is_some()
+        || memchr::memchr(b'&', b).is_some()
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Result<Document, SyntaxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let result = self.next_document();
+        match result {
+            Ok(Some(doc)) => Some(Ok(doc)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// An open collection: its node (value filled in at the end), its anchor id (0 for none)
+/// and what it has so far.
+enum Frame {
+    Seq(Node, usize, Vec<Node>),
+    Map(Node, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+impl<'a> Documents<'a> {
+    fn next_document(&mut self) -> Result<Option<Document>, SyntaxError> {
+        let mut doc_line = None;
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut anchors: HashMap<usize, Node> = HashMap::new();
+        let mut alias_budget = MAX_ALIAS_NODES;
+        let mut root: Option<Node> = None;
+        // In lint mode: the top-level keys to build, and how deep we are in a skipped value.
+        let mut keep_spec = true;
+        let mut skipping = 0usize;
+        loop {
+            let Some(event) = self.parser.next_event() else {
+                return Ok(None);
+            };
+            let (event, span) = event.map_err(|e| SyntaxError {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+                message: e.info(),
+            })?;
+            if skipping > 0 {
+                match event {
+                    Event::SequenceStart(..) | Event::MappingStart(..) => skipping += 1,
+                    Event::SequenceEnd | Event::MappingEnd => skipping -= 1,
+                    _ => {}
+                }
+                if skipping > 0 {
+                    continue;
+                }
+                // The skipped value stands as a null under its key.
+                if let Some(Frame::Map(_, _, entries, pending)) = stack.last_mut() {
+                    if let Some(key) = pending.take() {
+                        let mut node = self.node(Value::Null, &span);
+                        node.shared = true;
+                        entries.push((key, node));
+                    }
+                }
+                continue;
+            }
+            if self.lint_only
+                && stack.len() == 1
+                && matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            {
+                if let Some(Frame::Map(_, _, _, Some(key))) = stack.last() {
+                    let wanted = key
+                        .key_str()
+                        .is_some_and(|k| LINT_KEYS.contains(&k) || (keep_spec && k == "spec"));
+                    if !wanted {
+                        skipping = 1;
+                        continue;
+                    }
+                }
+            }
+            let complete = match event {
+                Event::StreamStart => None,
+                Event::StreamEnd => return Ok(None),
+                Event::DocumentStart(..) => {
+                    doc_line = Some(span.start.line());
+                    if self.lint_only {
+                        let start = span.start.byte_offset().unwrap_or(0).min(self.text.len());
+                        let end = document_extent(self.text, start);
+                        keep_spec = needs_spec(&self.text[start..end]);
+                    }
+                    None
+                }
+                Event::DocumentEnd => {
+                    let index = self.index;
+                    self.index += 1;
+                    let line = root
+                        .as_ref()
+                        .map(|r| r.line)
+                        .or(doc_line)
+                        .unwrap_or(span.start.line());
+                    let root = root.filter(|r| r.value != Value::Null);
+                    return Ok(Some(Document { index, line, root }));
+                }
+                Event::Alias(id) => {
+                    let Some(target) = anchors.get(&id) else {
+                        return Err(error_at(&span, "alias to an unknown anchor"));
+                    };
+                    let size = count_nodes(target);
+                    if size > alias_budget {
+                        return Err(error_at(
+                            &span,
+                            "aliases expand to too many nodes (refusing a \"billion laughs\" document)",
+                        ));
+                    }
+                    alias_budget -= size;
+                    let mut copy = target.clone();
+                    copy.shared = true;
+                    Some(copy)
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    let tag = tag
+                        .as_ref()
+                        .and_then(|t| t.core_suffix().map(str::to_owned));
+                    let value = resolve_scalar(&text, style, tag.as_deref());
+                    let mut node = self.node(value, &span);
+                    node.scalar_style = Some(style);
+                    node.shared = anchor != 0;
+                    if anchor != 0 {
+                        anchors.insert(anchor, node.clone());
+                    }
+                    Some(node)
+                }
+                Event::SequenceStart(style, anchor, _) => {
+                    let mut node = self.node(Value::Null, &span);
+                    node.flow = style == StructureStyle::Flow;
+                    node.shared = anchor != 0;
+                    stack.push(Frame::Seq(node, anchor, Vec::new()));
+                    None
+                }
+                Event::MappingStart(style, anchor, _) => {
+                    let mut node = self.node(Value::Null, &span);
+                    node.flow = style == StructureStyle::Flow;
+                    node.shared = anchor != 0;
+                    stack.push(Frame::Map(node, anchor, Vec::new(), None));
+                    None
+                }
+                Event::SequenceEnd => match stack.pop() {
+                    Some(Frame::Seq(node, anchor, items)) => {
+                        Some(self.finish(node, anchor, Value::Seq(items), &span, &mut anchors))
+                    }
+                    _ => return Err(error_at(&span, "unbalanced sequence end")),
+                },
+                Event::MappingEnd => match stack.pop() {
+                    Some(Frame::Map(mut node, anchor, entries, _)) => {
+                        let entries = merge_keys(entries, &mut node);
+                        Some(self.finish(node, anchor, Value::Map(entries), &span, &mut anchors))
+                    }
+                    _ => return Err(error_at(&span, "unbalanced mapping end")),
+                },
+                _ => None,
+            };
+            let Some(node) = complete else { continue };
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Frame::Seq(_, _, items)) => items.push(node),
+                Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
+                    None => *pending = Some(node),
+                    Some(key) => entries.push((key, node)),
+                },
+            }
+        }
+    }
+
+    fn node(&self, value: Value, span: &Span) -> Node {
+        let start = span.start.byte_offset().unwrap_or(0);
+        let end = span.end.byte_offset().unwrap_or(start).max(start);
+        Node {
+            value,
+            span: start..end,
+            line: span.start.line(),
+            col: span.start.col(),
+            flow: false,
+            scalar_style: None,
+            shared: false,
+            merged: false,
+        }
+    }
+
+    /// Closes a collection: its span runs to the end event, and an anchored one is recorded.
+    fn finish(
+        &self,
+        mut node: Node,
+        anchor: usize,
+        value: Value,
+        end: &Span,
+        anchors: &mut HashMap<usize, Node>,
+    ) -> Node {
+        node.value = value;
+        let end = if node.flow {
+            end.end.byte_offset()
+        } else {
+            end.start.byte_offset()
+        };
+        node.span.end = end
+            .unwrap_or(node.span.end)
+            .clamp(node.span.start, self.text.len());
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        node
+    }
+}
+
+fn error_at(span: &Span, message: &str) -> SyntaxError {
+    SyntaxError {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+        message: message.to_owned(),
+    }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// YAML merge keys (`<<: *base` or `<<: [*a, *b]`), as go-yaml v2 supports them: the merged
+/// mapping's entries fill in keys the mapping does not set itself.
+fn merge_keys(entries: Vec<(Node, Node)>, node: &mut Node) -> Vec<(Node, Node)> {
+    let is_merge =
+        |k: &Node| k.scalar_style == Some(ScalarStyle::Plain) && k.as_str() == Some("<<");
+    if !entries.iter().any(|(k, _)| is_merge(k)) {
+        return entries;
+    }
+    node.merged = true;
+    let mut own: Vec<(Node, Node)> = Vec::new();
+    let mut merged: Vec<(Node, Node)> = Vec::new();
+    for (k, v) in entries {
+        if is_merge(&k) {
+            let sources: Vec<Node> = match v.value {
+                Value::Map(_) => vec![v],
+                Value::Seq(items) => items,
+                _ => Vec::new(),
+            };
+            for source in sources {
+                if let Value::Map(src) = source.value {
+                    for (sk, sv) in src {
+                        merged.push((sk, sv));
+                    }
+                }
+            }
+        } else {
+            own.push((k, v));
+        }
+    }
+    for (k, v) in merged {
+        let key = k.key_str().map(str::to_owned);
+        let taken = own
+            .iter()
+            .any(|(ok, _)| ok.key_str().map(str::to_owned) == key);
+        if !taken {
+            own.push((k, v));
+        }
+    }
+    own
+}
+
+/// Types a scalar the way go-yaml v2 does (sigs.k8s.io/yaml, used by kubectl, Helm and
+/// Argo CD): only plain scalars are typed; quoted and block scalars are strings.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") => return Value::Str(text.to_owned()),
+        Some("null") => return Value::Null,
+        Some("bool") => {
+            if let Some(b) = yaml11_bool(text) {
+                return Value::Bool(b);
+            }
+        }
+        Some("int") | Some("float") => {
+            if let Some(v) = yaml11_number(text) {
+                return v;
+            }
+        }
+        _ => {}
+    }
+    if style != ScalarStyle::Plain || tag.is_some() {
+        return Value::Str(text.to_owned());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        _ => {}
+    }
+    if let Some(b) = yaml11_bool(text) {
+        return Value::Bool(b);
+    }
+    let first = text.as_bytes()[0];
+    if matches!(first, b'+' | b'-' | b'.' | b'0'..=b'9') {
+        if let Some(v) = yaml11_number(text) {
+            return v;
+        }
+    }
+    Value::Str(text.to_owned())
+}
+
+fn yaml11_bool(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// go-yaml v2 `resolve`: `_` is dropped, then Go's `ParseInt(s, 0, 64)` (decimal, `0x`,
+/// `0o`, `0b`, leading-`0` octal), then `ParseUint`, then a float pattern and `.inf`/`.nan`.
+fn yaml11_number(text: &str) -> Option<Value> {
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Some(Value::Float(f64::INFINITY))
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
+        _ => {}
+    }
+    let plain: String = text.chars().filter(|c| *c != '_').collect();
+    if let Some(v) = go_parse_int(&plain) {
+        return Some(v);
+    }
+    if is_yaml11_float(&plain) {
+        return plain.parse::<f64>().ok().map(Value::Float);
+    }
+    None
+}
+
+fn go_parse_int(s: &str) -> Option<Value> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, body) = if let Some(rest) = digits.strip_prefix("0x").or(digits.strip_prefix("0X"))
+    {
+        (16, rest)
+    } else if let Some(rest) = digits.strip_prefix("0b").or(digits.strip_prefix("0B")) {
+        (2, rest)
+    } else if let Some(rest) = digits.strip_prefix("0o").or(digits.strip_prefix("0O")) {
+        (8, rest)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(body, radix).ok()?;
+    if negative {
+        let v = i128::try_from(magnitude).ok().map(|m| -m)?;
+        i64::try_from(v).ok().map(Value::Int)
+    } else if let Ok(v) = i64::try_from(magnitude) {
+        Some(Value::Int(v))
+    } else {
+        u64::try_from(magnitude).ok().map(Value::UInt)
+    }
+}
+
+/// go-yaml v2's float pattern: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml11_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<Document> {
+        Documents::new(text)
+            .collect::<Result<_, _>>()
+            .expect("parses")
+    }
+
+    #[test]
+    fn scalars_are_typed_like_go_yaml_v2() {
+        let d = docs("a: 5\nb: '5'\nc: yes\nd: on\ne: 0x1f\nf: 017\ng: 1.5\nh: ~\ni:\nj: 2024-01-01\nk: 1_000\nl: -5\nm: .inf\nnn: \"true\"\no: !!str 7\np: 18446744073709551615\nq: 5e3\nr: PreSync\n");
+        let root = docs_root(&d[0]);
+        let get = |k: &str| root.get(k).expect(k).value.clone();
+        assert_eq!(get("a"), Value::Int(5));
+        assert_eq!(get("b"), Value::Str("5".into()));
+        assert_eq!(get("c"), Value::Bool(true));
+        assert_eq!(get("d"), Value::Bool(true));
+        assert_eq!(get("e"), Value::Int(31));
+        assert_eq!(get("f"), Value::Int(15));
+        assert_eq!(get("g"), Value::Float(1.5));
+        assert_eq!(get("h"), Value::Null);
+        assert_eq!(get("i"), Value::Null);
+        assert_eq!(get("j"), Value::Str("2024-01-01".into()));
+        assert_eq!(get("k"), Value::Int(1000));
+        assert_eq!(get("l"), Value::Int(-5));
+        assert_eq!(get("m"), Value::Float(f64::INFINITY));
+        assert_eq!(get("nn"), Value::Str("true".into()));
+        // YAML 1.1: even the key `y` is a boolean.
+        assert_eq!(docs_root(&docs("y: 1\n")[0]).get("y"), None);
+        assert_eq!(get("o"), Value::Str("7".into()));
+        assert_eq!(get("p"), Value::UInt(u64::MAX));
+        assert_eq!(get("q"), Value::Float(5000.0));
+        assert_eq!(get("r"), Value::Str("PreSync".into()));
+    }
+
+    fn docs_root(d: &Document) -> &Node {
+        d.root.as_ref().expect("a root")
+    }
+
+    #[test]
+    fn documents_lines_and_empties() {
+        let text = "# lead\n---\na: 1\n---\n---\n# only a comment\n---\n- x\n...\n---\nb: 2\n";
+        let d = docs(text);
+        let summary: Vec<(usize, usize, bool)> = d
+            .iter()
+            .map(|d| (d.index, d.line, d.root.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, 3, true),
+                (1, 4, false),
+                (2, 5, false),
+                (3, 8, true),
+                (4, 11, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_point_at_the_text() {
+        let text = "metadata:\n  annotations:\n    a: \"q\"\n  labels: {x: y}\n";
+        let d = docs(text);
+        let root = docs_root(&d[0]);
+        let ann = root.get("metadata").unwrap().get("annotations").unwrap();
+        assert_eq!(ann.col, 4);
+        assert_eq!(&text[ann.get("a").unwrap().span.clone()], "\"q\"");
+        let labels = root.get("metadata").unwrap().get("labels").unwrap();
+        assert!(labels.flow);
+        assert_eq!(&text[labels.span.clone()], "{x: y}");
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let d = docs("base: &b {x: 1, z: 2}\nother:\n  <<: *b\n  z: 3\n");
+        let root = docs_root(&d[0]);
+        let other = root.get("other").unwrap();
+        assert!(other.merged);
+        assert_eq!(other.get("x").unwrap().value, Value::Int(1));
+        assert_eq!(other.get("z").unwrap().value, Value::Int(3));
+        assert!(root.get("base").unwrap().shared);
+    }
+
+    #[test]
+    fn billion_laughs_is_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for name in ['b', 'c', 'd', 'e', 'f', 'g', 'h'] {
+            text.push_str(&format!(
+                "{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+            prev = name;
+        }
+        let err = Documents::new(&text)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err();
+        assert!(err.message.contains("too many nodes"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let err = Documents::new("a: 1\n---\nb: [1, 2\nc: 3\n")
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err();
+        assert!(err.line >= 3, "{err}");
+    }
+
+    #[test]
+    fn json_is_yaml() {
+        let d = docs("{\"kind\": \"Job\", \"metadata\": {\"annotations\": {\"x\": \"1\"}}}\n");
+        let root = docs_root(&d[0]);
+        assert!(root.flow);
+        assert_eq!(root.get("kind").unwrap().as_str(), Some("Job"));
+    }
+
+    #[test]
+    fn lint_mode_builds_only_what_lint_reads() {
+        let text = "kind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: [1, {x: 2}]\ndata: {a: b}\n---\nkind: Job\nmetadata:\n  annotations: {helm.sh/hook: pre-install}\nspec: {ttlSecondsAfterFinished: 0}\nstatus: {a: [1]}\n---\nkind: Job\nspec: &s {a: 1}\nmetadata: {name: *s}\n";
+        let docs: Vec<Document> = Documents::for_lint(text).collect::<Result<_, _>>().unwrap();
+        let plain = docs[0].root.as_ref().unwrap();
+        assert_eq!(plain.get("spec").unwrap().value, Value::Null);
+        assert_eq!(plain.get("data").unwrap().value, Value::Null);
+        assert_eq!(
+            plain.get("metadata").unwrap().get("name").unwrap().as_str(),
+            Some("d")
+        );
+        let hook = docs[1].root.as_ref().unwrap();
+        assert!(hook.get("spec").unwrap().is_map());
+        assert_eq!(hook.get("status").unwrap().value, Value::Null);
+        // Anchors keep the whole document, so aliases resolve.
+        let anchored = docs[2].root.as_ref().unwrap();
+        assert!(anchored
+            .get("metadata")
+            .unwrap()
+            .get("name")
+            .unwrap()
+            .is_map());
+        // Syntax errors inside skipped values are still found.
+        assert!(Documents::for_lint("kind: A\nspec: {a: [1}\n").any(|d| d.is_err()));
+        assert_eq!(document_extent("a: 1\n---\nb: 2\n", 0), 5);
+        assert_eq!(document_extent("a: |\n  ---x\n---x: 1\n", 0), 20);
+    }
+}
