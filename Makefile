@@ -4,6 +4,7 @@
 CARGO      ?= cargo
 CERTS_DIR  ?= certs
 ADDR       ?= 127.0.0.1:8443
+ADMIN_ADDR ?= 127.0.0.1:8080
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
@@ -25,7 +26,7 @@ clean-certs:
 
 # Serves /validate and /mutate over HTTPS on $(ADDR) until Ctrl-C.
 run: certs
-	$(CARGO) run --release --locked --quiet -- serve --addr $(ADDR) \
+	$(CARGO) run --release --locked --quiet -- serve --addr $(ADDR) --admin-addr $(ADMIN_ADDR) \
 		--tls-cert $(CERTS_DIR)/tls.crt --tls-key $(CERTS_DIR)/tls.key $(RUN_FLAGS)
 
 test:

@@ -2,7 +2,7 @@
 //! Run: `cargo bench --bench lint`; criterion prints MB/s ("thrpt") per function.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hookguard::lint;
+use hookguard::lint::{self, ObjectRef};
 use hookguard::mutation::MutationSettings;
 use hookguard::policy::Policy;
 use std::hint::black_box;
@@ -38,7 +38,7 @@ fn stream(size: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let text = stream(8 * 1024 * 1024);
-    let policy = Policy::default();
+    let resolve = |rule: RuleId, _: &ObjectRef| -> Action { rule.default_action() };
     let settings = MutationSettings::default();
 
     let mut group = c.benchmark_group("stream-8MiB");

@@ -68,6 +68,8 @@ impl Env {
         make_certs(certs.path());
         let port = support::free_port();
         let addr = format!("127.0.0.1:{port}");
+        // Each test's server has its own admin port too (the default 0.0.0.0:8080 is shared).
+        let admin_addr = format!("127.0.0.1:{}", support::free_port());
         let cert = certs.path().join("tls.crt");
         let key = certs.path().join("tls.key");
         let mut args = vec![
@@ -78,8 +80,12 @@ impl Env {
             cert.to_str().expect("utf-8 path"),
             "--tls-key",
             key.to_str().expect("utf-8 path"),
+            "--admin-addr",
+            &admin_addr,
             "--shutdown-timeout",
             "1s",
+            "--shutdown-delay",
+            "0s",
         ];
         args.extend_from_slice(serve_flags);
         let server = Process::start(&args, &[("HOOKGUARD_LOG_LEVEL", "warn")]);

@@ -1,9 +1,10 @@
 //! `hookguard lint [PATH…|-]`: the webhook's rules over manifests, for CI and pre-commit.
 
 use crate::lint::report::{self, FileResult, Totals};
-use crate::lint::{self, InputError, StreamReport};
-use crate::policy::Policy;
-use anyhow::Result;
+use crate::lint::{self, InputError, ObjectRef, StreamReport};
+use crate::policy::{ActivePolicy, Effect, Labels, NamespaceRef, Policy};
+use crate::rules::{Action, RuleId};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,10 +30,33 @@ pub struct LintArgs {
         default_value = "text"
     )]
     pub format: Format,
-    /// Policy file (the one `serve` uses): rule actions, mode and namespace overrides.
-    /// Without it the catalogue defaults apply in enforce mode.
+    /// Policy file (the same file `serve` uses): rule actions, mode and namespace overrides.
+    /// Without it the catalogue defaults apply.
     #[arg(long, env = "HOOKGUARD_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Namespace assumed for objects that do not name one (as `kubectl apply -n`), for the
+    /// policy's namespace overrides. Namespace labels are unknown offline: label-selected
+    /// overrides are resolved the stricter way, exactly as the webhook does without labels.
+    #[arg(
+        long,
+        short = 'n',
+        env = "HOOKGUARD_LINT_NAMESPACE",
+        default_value = ""
+    )]
+    pub namespace: String,
+}
+
+/// The action lint reports for one finding: the policy's effect for the object's namespace.
+/// `audit` never denies (the webhook admits), so lint shows it as a warning and exits 0.
+pub fn policy_action(policy: &Policy, rule: RuleId, namespace: &str) -> Action {
+    match policy
+        .resolve(rule, &NamespaceRef::new(namespace, Labels::Unknown))
+        .effect
+    {
+        Effect::Deny => Action::Deny,
+        Effect::Warn | Effect::Audit => Action::Warn,
+        Effect::Off => Action::Off,
+    }
 }
 
 /// Ends the process with this exit code, after the output has been written.
@@ -156,23 +180,21 @@ pub fn lint_input(input: &Input, policy: &Policy) -> Option<StreamReport> {
 }
 
 pub fn run(args: LintArgs) -> Result<()> {
-    // The webhook's policy decides each finding's action (`policy::verdict`).
-    let policy = match &args.policy {
-        None => Policy::default(),
+    // Rule actions: the policy file's (the same resolution the webhook uses), else the
+    // catalogue defaults. An unreadable or invalid policy is a usage error (exit 2).
+    let active = match &args.policy {
         Some(path) => {
-            let loaded = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read policy file {}: {e}", path.display()))
-                .and_then(|text| {
-                    Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
-                });
-            match loaded {
-                Ok(policy) => policy,
-                Err(message) => {
-                    eprintln!("hookguard lint: {message}");
-                    return Err(Exit(2).into());
-                }
-            }
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read policy file {}", path.display()))
+                .map_err(|e| usage_error(&e))?;
+            ActivePolicy::parse(&bytes, &path.display().to_string())
+                .map_err(|e| usage_error(&anyhow::anyhow!(e)))?
         }
+        None => ActivePolicy::defaults(),
+    };
+    let resolve = |rule: RuleId, object: &ObjectRef| -> Action {
+        let ns = object.namespace.as_deref().unwrap_or(&args.namespace);
+        policy_action(&active.policy, rule, ns)
     };
 
     let mut results = Vec::new();
@@ -205,4 +227,10 @@ pub fn run(args: LintArgs) -> Result<()> {
         0 => Ok(()),
         code => Err(Exit(code).into()),
     }
+}
+
+/// Prints a usage-level error (bad policy file) and turns it into exit status 2.
+fn usage_error(error: &anyhow::Error) -> anyhow::Error {
+    eprintln!("hookguard lint: {error:#}");
+    Exit(2).into()
 }

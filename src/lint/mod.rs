@@ -170,12 +170,24 @@ pub struct StreamReport {
     pub error: Option<InputError>,
 }
 
-/// The namespace the policy resolves an object's rules in. Manifests carry no namespace
-/// labels, so overrides that select by label are judged the stricter way (policy
-/// `Labels::Unknown`); an object without `metadata.namespace` resolves as cluster-scoped
-/// (`""`), since the namespace it lands in is only known at deploy time.
-fn namespace_of(object: &ObjectRef) -> NamespaceRef<'_> {
-    NamespaceRef::new(object.namespace.as_deref().unwrap_or(""), Labels::Unknown)
+/// Who decides a rule's action for an object: `cli::lint::policy_action` (the policy file's
+/// resolution for the object's namespace, the same as the webhook's) or a fixed table in tests.
+pub type ActionResolver<'a> = &'a dyn Fn(RuleId, &ObjectRef) -> Action;
+
+/// The one place a finding gets its action; `Off` findings are dropped.
+pub fn verdict(
+    findings: Vec<Finding>,
+    object: &ObjectRef,
+    resolve: ActionResolver<'_>,
+) -> Vec<(Finding, Action)> {
+    findings
+        .into_iter()
+        .map(|f| {
+            let action = resolve(f.rule, object);
+            (f, action)
+        })
+        .filter(|(_, action)| *action != Action::Off)
+        .collect()
 }
 
 /// UTF-8 text of an input (a leading byte-order mark is dropped, as kubectl does).

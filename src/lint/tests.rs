@@ -1,5 +1,10 @@
 use super::*;
+
 use crate::mutation::MutationSettings;
+
+fn defaults(rule: RuleId, _: &ObjectRef) -> Action {
+    rule.default_action()
+}
 
 fn lint(text: &str) -> StreamReport {
     lint_bytes(text.as_bytes(), &Policy::default())
