@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hookguard::lint::{self, ObjectRef};
 use hookguard::mutation::MutationSettings;
-use hookguard::policy::Policy;
+use hookguard::rules::{Action, RuleId};
 use std::hint::black_box;
 
 /// About `size` bytes of documents: a Helm hook Job, a Deployment and a ConfigMap in turn,
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("lint", |b| {
         b.iter(|| {
-            let report = lint::lint_bytes(black_box(text.as_bytes()), &policy);
+            let report = lint::lint_bytes(black_box(text.as_bytes()), &resolve);
             assert!(report.error.is_none());
             report.diagnostics.len()
         })

@@ -4,8 +4,8 @@
 //! lint_golden` rewrites the expected files; review the diff before committing it.
 
 use hookguard::lint::report::{self, FileResult};
+use hookguard::lint::{self, ObjectRef};
 use hookguard::mutation::MutationSettings;
-use hookguard::policy::Policy;
 use hookguard::rules::{Action, RuleId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -113,19 +113,6 @@ fn lint_goldens() {
             &mut failures,
         );
     }
-    // A policy file: mode, rule actions and a namespace override, as `serve` reads it.
-    let args = [
-        "lint",
-        "--policy",
-        "tests/golden/policy.yaml",
-        "tests/golden/inputs/postsync-smoke-test.yaml",
-    ];
-    let (out, err, code) = run(&args, None);
-    check(
-        "postsync-smoke-test.yaml.lint-policy",
-        &transcript(&args, &out, &err, code),
-        &mut failures,
-    );
     // A directory: walked recursively, files that are not manifests skipped.
     let args = ["lint", "tests/golden/dir"];
     let (out, err, code) = run(&args, None);

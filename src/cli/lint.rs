@@ -161,7 +161,7 @@ fn looks_like_manifest(bytes: &[u8]) -> bool {
 }
 
 /// Lints one input; `None` when a walked file is not a manifest and is skipped.
-pub fn lint_input(input: &Input, policy: &Policy) -> Option<StreamReport> {
+pub fn lint_input(input: &Input, resolve: lint::ActionResolver<'_>) -> Option<StreamReport> {
     let bytes = match input.read() {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -171,7 +171,7 @@ pub fn lint_input(input: &Input, policy: &Policy) -> Option<StreamReport> {
             })
         }
     };
-    let report = lint::lint_bytes(&bytes, policy);
+    let report = lint::lint_bytes(&bytes, resolve);
     let walked = matches!(input, Input::File { walked: true, .. });
     if walked && report.error.is_some() && report.objects == 0 && !looks_like_manifest(&bytes) {
         return None;
@@ -199,7 +199,7 @@ pub fn run(args: LintArgs) -> Result<()> {
 
     let mut results = Vec::new();
     for input in inputs(&args.paths) {
-        if let Some(report) = lint_input(&input, &policy) {
+        if let Some(report) = lint_input(&input, &resolve) {
             results.push(FileResult {
                 path: input.name(),
                 report,

@@ -2,8 +2,7 @@
 //! (`mutation::plan` / `to_json_patch`) over manifests, before anything reaches a cluster.
 //!
 //! Pure: bytes in, a report (or translated text) out. Reading files and printing live in
-//! `cli::lint` / `cli::translate`. What a finding does (deny, warn, audit, off) is decided by
-//! `policy::verdict`, the webhook's own call, with the policy given to `lint_bytes`.
+//! `cli::lint` / `cli::translate`.
 //!
 //! On top of the catalogue, lint reports two things only a check of the manifests can see:
 //! - `argo-drops-object` (info): Argo CD drops an object whose hook annotations give no hook
@@ -21,8 +20,7 @@ pub mod yaml;
 pub use translate::{translate, Translated};
 
 use crate::hooks::{keys, ArgoFate, HookModel, HookObject};
-use crate::policy::{self, Labels, NamespaceRef, Policy};
-use crate::rules::{self, RuleId};
+use crate::rules::{self, Action, Finding, RuleId};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use yaml::{Document, Documents, Node, Value};
@@ -54,8 +52,6 @@ pub enum Level {
     Error,
     Deny,
     Warn,
-    /// A finding the policy's `audit` mode admits silently; never changes the exit code.
-    Audit,
     /// What Argo CD will do; never changes the exit code.
     Info,
 }
@@ -66,7 +62,6 @@ impl Level {
             Level::Error => "error",
             Level::Deny => "deny",
             Level::Warn => "warn",
-            Level::Audit => "audit",
             Level::Info => "info",
         }
     }
@@ -210,9 +205,9 @@ pub fn decode(bytes: &[u8]) -> Result<&str, InputError> {
 }
 
 /// Lints one input: a YAML or JSON stream, possibly of many documents.
-pub fn lint_bytes(bytes: &[u8], policy: &Policy) -> StreamReport {
+pub fn lint_bytes(bytes: &[u8], resolve: ActionResolver<'_>) -> StreamReport {
     match decode(bytes) {
-        Ok(text) => lint_text(text, policy),
+        Ok(text) => lint_text(text, resolve),
         Err(error) => StreamReport {
             error: Some(error),
             ..StreamReport::default()
@@ -220,7 +215,7 @@ pub fn lint_bytes(bytes: &[u8], policy: &Policy) -> StreamReport {
     }
 }
 
-pub fn lint_text(text: &str, policy: &Policy) -> StreamReport {
+pub fn lint_text(text: &str, resolve: ActionResolver<'_>) -> StreamReport {
     let mut report = StreamReport::default();
     for doc in Documents::for_lint(text) {
         let doc = match doc {
@@ -244,7 +239,7 @@ pub fn lint_text(text: &str, policy: &Policy) -> StreamReport {
         };
         for object in objects {
             report.objects += 1;
-            lint_object(object, policy, &mut report.diagnostics);
+            lint_object(object, resolve, &mut report.diagnostics);
         }
     }
     report
@@ -385,7 +380,7 @@ fn quoted_hint(raw: &str) -> String {
 }
 
 /// Every check on one object.
-fn lint_object(node: &Node, policy: &Policy, out: &mut Vec<Diagnostic>) {
+fn lint_object(node: &Node, resolve: ActionResolver<'_>, out: &mut Vec<Diagnostic>) {
     let object = ObjectRef::of(node);
     let Some(annotations) = read_annotations(node, &object, out) else {
         return;
@@ -401,27 +396,17 @@ fn lint_object(node: &Node, policy: &Policy, out: &mut Vec<Diagnostic>) {
     let empty = BTreeMap::new();
     let model = HookModel::from_annotations(view.annotations().unwrap_or(&empty));
     let line_of = |key: &str| annotations.get(key).map(|v| v.line);
-    // The same verdict as the webhook's: findings + policy + namespace.
-    let verdict = policy::verdict(&rules::check(&view, &model), policy, &namespace_of(&object));
-    let levels = [
-        (Level::Deny, &verdict.denials),
-        (Level::Warn, &verdict.warnings),
-        (Level::Audit, &verdict.audits),
-    ];
-    let mut hits: Vec<(Level, &policy::Hit)> = levels
-        .iter()
-        .flat_map(|(level, hits)| hits.iter().map(|h| (*level, h)))
-        .collect();
-    hits.sort_by_key(|(_, h)| h.finding.rule);
-    for (level, hit) in hits {
-        let finding = &hit.finding;
+    for (finding, action) in verdict(rules::check(&view, &model), &object, resolve) {
         out.push(Diagnostic {
             object: object.clone(),
             check: Check::Rule(finding.rule),
-            level,
+            level: match action {
+                Action::Deny => Level::Deny,
+                _ => Level::Warn,
+            },
             annotation: finding.annotation.map(str::to_owned),
             annotation_line: finding.annotation.and_then(line_of),
-            message: finding.message.clone(),
+            message: finding.message,
         });
     }
     if model.fate == ArgoFate::Dropped {

@@ -20,7 +20,6 @@ pub struct Totals {
     pub errors: usize,
     pub deny: usize,
     pub warn: usize,
-    pub audit: usize,
     pub info: usize,
     pub input_errors: usize,
 }
@@ -40,7 +39,6 @@ impl Totals {
                     Level::Error => t.errors += 1,
                     Level::Deny => t.deny += 1,
                     Level::Warn => t.warn += 1,
-                    Level::Audit => t.audit += 1,
                     Level::Info => t.info += 1,
                 }
             }
@@ -96,7 +94,7 @@ pub fn text(results: &[FileResult]) -> String {
     let t = Totals::of(results);
     let _ = writeln!(
         out,
-        "hookguard lint: {} object{} in {} document{} of {} input{}: {} error, {} deny, {} warn, {}{} info{}",
+        "hookguard lint: {} object{} in {} document{} of {} input{}: {} error, {} deny, {} warn, {} info{}",
         t.objects,
         plural(t.objects),
         t.documents,
@@ -106,11 +104,6 @@ pub fn text(results: &[FileResult]) -> String {
         t.errors,
         t.deny,
         t.warn,
-        if t.audit > 0 {
-            format!("{} audit, ", t.audit)
-        } else {
-            String::new()
-        },
         t.info,
         if t.input_errors > 0 {
             format!("; {} unreadable input{}", t.input_errors, plural(t.input_errors))
@@ -171,7 +164,7 @@ pub fn json(results: &[FileResult]) -> String {
         "errors": errors,
         "summary": {
             "files": t.files, "documents": t.documents, "objects": t.objects,
-            "error": t.errors, "deny": t.deny, "warn": t.warn, "audit": t.audit, "info": t.info,
+            "error": t.errors, "deny": t.deny, "warn": t.warn, "info": t.info,
             "unreadable": t.input_errors, "exitCode": t.exit_code(),
         },
     });
@@ -189,7 +182,7 @@ pub fn github(results: &[FileResult]) -> String {
             let command = match d.level {
                 Level::Error | Level::Deny => "error",
                 Level::Warn => "warning",
-                Level::Audit | Level::Info => "notice",
+                Level::Info => "notice",
             };
             let line = d.annotation_line.unwrap_or(d.object.line);
             let _ = writeln!(

@@ -7,7 +7,7 @@ fn defaults(rule: RuleId, _: &ObjectRef) -> Action {
 }
 
 fn lint(text: &str) -> StreamReport {
-    lint_bytes(text.as_bytes(), &Policy::default())
+    lint_bytes(text.as_bytes(), &defaults)
 }
 
 fn checks(report: &StreamReport) -> Vec<(usize, &'static str, &'static str)> {
@@ -46,17 +46,13 @@ fn dropped_object_is_reported_with_argo_fate() {
 }
 
 #[test]
-fn the_policy_decides_actions() {
-    let text = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: m\n  namespace: dev\n  annotations:\n    argocd.argoproj.io/hook: presync\n";
-    let policy = |yaml: &str| Policy::from_yaml(yaml, "policy.yaml").expect("a policy");
-    let r = lint_bytes(text.as_bytes(), &policy("mode: warn\n"));
+fn the_resolver_decides_actions() {
+    let text = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: m\n  annotations:\n    argocd.argoproj.io/hook: presync\n";
+    let all_warn = |_: RuleId, _: &ObjectRef| Action::Warn;
+    let r = lint_bytes(text.as_bytes(), &all_warn);
     assert_eq!(checks(&r)[0], (1, "unknown-hook-type", "warn"));
-    let r = lint_bytes(text.as_bytes(), &policy("mode: audit\n"));
-    assert_eq!(checks(&r)[0], (1, "unknown-hook-type", "audit"));
-    let r = lint_bytes(
-        text.as_bytes(),
-        &policy("namespaces:\n  - names: [dev]\n    rules: {unknown-hook-type: off}\n"),
-    );
+    let off = |_: RuleId, _: &ObjectRef| Action::Off;
+    let r = lint_bytes(text.as_bytes(), &off);
     // Argo CD's fate is a fact, not a rule: it is still reported.
     assert_eq!(checks(&r), vec![(1, "argo-drops-object", "info")]);
 }
@@ -102,10 +98,7 @@ fn unreadable_streams() {
         .error
         .as_ref()
         .is_some_and(|e| e.message.contains("no `kind`")));
-    let r = lint_bytes(
-        b"kind: Pod\nmetadata: {name: \"\xff\"}\n",
-        &Policy::default(),
-    );
+    let r = lint_bytes(b"kind: Pod\nmetadata: {name: \"\xff\"}\n", &defaults);
     let e = r.error.expect("an error");
     assert_eq!((e.line, e.col), (Some(2), Some(19)));
     // Empty documents and a byte-order mark are fine.
