@@ -34,7 +34,7 @@ test:
 # End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
 # built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
 E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
-E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer
+E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer --test e2e_chart
 
 control-plane:
 	tests/e2e/control-plane.sh install
@@ -65,3 +65,13 @@ schema:
 
 docs:
 	$(CARGO) run --locked --quiet -- policy docs > docs/rules.md
+
+# Container image (needs docker; not available on the development machines).
+IMAGE ?= ghcr.io/hookguard/hookguard:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+.PHONY: image chart-render
+image:
+	docker build -t $(IMAGE) .
+
+# Render the chart without Helm (Go text/template + sprig; see tests/chart/render.sh).
+chart-render:
+	tests/chart/render.sh

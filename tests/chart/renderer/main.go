@@ -94,12 +94,21 @@ func main() {
 	flag.Var(&files, "f", "values file (repeatable, later wins)")
 	flag.Var(&apis, "api-versions", "extra .Capabilities.APIVersions entry (repeatable)")
 	notes := flag.Bool("notes", false, "print the rendered NOTES.txt instead of the manifests")
+	printValues := flag.Bool("values", false, "print the merged values as JSON and exit")
 	flag.Parse()
 
 	chart := readYAML(filepath.Join(*chartDir, "Chart.yaml"))
 	values := readYAML(filepath.Join(*chartDir, "values.yaml"))
 	for _, f := range files {
 		values = merge(values, readYAML(f))
+	}
+	if *printValues {
+		b, err := json.Marshal(values)
+		if err != nil {
+			die("%v", err)
+		}
+		fmt.Println(string(b))
+		return
 	}
 	kv := strings.TrimPrefix(*kube, "v")
 	parts := strings.SplitN(kv, ".", 3)
