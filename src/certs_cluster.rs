@@ -83,7 +83,9 @@ pub fn ca_bundle_patch(webhook_names: &[String], ca_pem: &[u8]) -> json_patch::P
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let mut ops = Vec::new();
     for (i, name) in webhook_names.iter().enumerate() {
-        ops.push(serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": name}));
+        ops.push(
+            serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": name}),
+        );
         ops.push(serde_json::json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": ca}));
     }
     serde_json::from_value(serde_json::Value::Array(ops)).unwrap_or(json_patch::Patch(Vec::new()))
@@ -257,8 +259,14 @@ pub async fn delete_webhooks(client: &kube::Client, names: &[String]) -> Result<
         let v: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
         let m: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         for (kind, res) in [
-            ("ValidatingWebhookConfiguration", v.delete(name, &dp).await.map(|_| ())),
-            ("MutatingWebhookConfiguration", m.delete(name, &dp).await.map(|_| ())),
+            (
+                "ValidatingWebhookConfiguration",
+                v.delete(name, &dp).await.map(|_| ()),
+            ),
+            (
+                "MutatingWebhookConfiguration",
+                m.delete(name, &dp).await.map(|_| ()),
+            ),
         ] {
             match res {
                 Ok(()) => println!("{kind} {name} deleted"),
@@ -295,7 +303,9 @@ mod tests {
         );
         let mut d = data(&bundle);
         d.insert(CERT_FILE.into(), ByteString(b"garbage".to_vec()));
-        assert!(matches!(decide(Some(&d), &hosts, now(), 30), Renewal::Renew(r) if r.contains("not PEM")));
+        assert!(
+            matches!(decide(Some(&d), &hosts, now(), 30), Renewal::Renew(r) if r.contains("not PEM"))
+        );
     }
 
     #[test]

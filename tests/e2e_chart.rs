@@ -17,7 +17,10 @@ use support::TestNamespace;
 const CASES: &[(&str, Option<&str>)] = &[
     ("default", None),
     ("cert-manager", Some("tests/chart/values/cert-manager.yaml")),
-    ("cert-manager-issuer", Some("tests/chart/values/cert-manager-issuer.yaml")),
+    (
+        "cert-manager-issuer",
+        Some("tests/chart/values/cert-manager-issuer.yaml"),
+    ),
     ("secret", Some("tests/chart/values/secret.yaml")),
     ("options", Some("tests/chart/values/options.yaml")),
 ];
@@ -25,7 +28,14 @@ const CASES: &[(&str, Option<&str>)] = &[
 fn render(namespace: &str, release: &str, kube_version: &str, values: Option<&str>) -> Vec<Value> {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut cmd = std::process::Command::new(format!("{root}/tests/chart/render.sh"));
-    cmd.args(["--kube-version", kube_version, "-namespace", namespace, "-name", release]);
+    cmd.args([
+        "--kube-version",
+        kube_version,
+        "-namespace",
+        namespace,
+        "-name",
+        release,
+    ]);
     if let Some(v) = values {
         cmd.args(["-f", &format!("{root}/{v}")]);
     }
@@ -43,7 +53,10 @@ fn render(namespace: &str, release: &str, kube_version: &str, values: Option<&st
             .filter(|l| *l != "---")
             .collect::<Vec<_>>()
             .join("\n");
-        if body.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if body
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             continue;
         }
         let v: Value = serde_saphyr::from_str(&body)
@@ -59,7 +72,11 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn strs(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -103,7 +120,9 @@ fn check_serve_runs(docs: &[Value]) {
         .into_iter()
         .map(|a| match a.split_once('=') {
             Some(("--tls-cert", _)) => format!("--tls-cert={}", missing.display()),
-            Some(("--policy", _)) => format!("--policy={}", dir.path().join("policy.yaml").display()),
+            Some(("--policy", _)) => {
+                format!("--policy={}", dir.path().join("policy.yaml").display())
+            }
             Some(("--addr", _)) => format!("--addr=127.0.0.1:{}", support::free_port()),
             Some(("--admin-addr", _)) => format!("--admin-addr=127.0.0.1:{}", support::free_port()),
             _ => a,
@@ -130,7 +149,11 @@ fn check_webhooks(docs: &[Value], kube_version: &str, mode: &str) {
         assert_eq!(configs.len(), 1, "{kind}");
         let c = configs[0];
         let inject = &c["metadata"]["annotations"]["cert-manager.io/inject-ca-from"];
-        assert_eq!(inject.is_string(), mode.starts_with("cert-manager"), "{kind} {mode}");
+        assert_eq!(
+            inject.is_string(),
+            mode.starts_with("cert-manager"),
+            "{kind} {mode}"
+        );
         for w in c["webhooks"].as_array().expect("webhooks") {
             assert_eq!(w["clientConfig"]["service"]["path"], path);
             assert_eq!(w["sideEffects"], "None");
@@ -145,7 +168,10 @@ fn check_webhooks(docs: &[Value], kube_version: &str, mode: &str) {
                 resources.extend(strs(&r["resources"]));
             }
             assert_eq!(resources, ["jobs", "pods", "workflows"]);
-            assert!(resources.iter().all(|r| !r.contains('/')), "subresource in {resources:?}");
+            assert!(
+                resources.iter().all(|r| !r.contains('/')),
+                "subresource in {resources:?}"
+            );
             let excluded = &w["namespaceSelector"]["matchExpressions"][0];
             assert_eq!(excluded["key"], "kubernetes.io/metadata.name");
             assert!(strs(&excluded["values"]).contains(&"kube-system".to_owned()));
@@ -156,13 +182,24 @@ fn check_webhooks(docs: &[Value], kube_version: &str, mode: &str) {
 /// (apiGroup, resource) → verbs, from the ClusterRoles and Roles bound to `sa`.
 fn verbs_of(docs: &[Value], sa: &str) -> Vec<(String, String, Vec<String>)> {
     let mut roles = Vec::new();
-    for b in of_kind(docs, "ClusterRoleBinding").into_iter().chain(of_kind(docs, "RoleBinding")) {
-        if b["subjects"].as_array().into_iter().flatten().any(|s| s["name"] == sa) {
+    for b in of_kind(docs, "ClusterRoleBinding")
+        .into_iter()
+        .chain(of_kind(docs, "RoleBinding"))
+    {
+        if b["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == sa)
+        {
             roles.push(b["roleRef"]["name"].as_str().unwrap_or_default().to_owned());
         }
     }
     let mut out = Vec::new();
-    for r in of_kind(docs, "ClusterRole").into_iter().chain(of_kind(docs, "Role")) {
+    for r in of_kind(docs, "ClusterRole")
+        .into_iter()
+        .chain(of_kind(docs, "Role"))
+    {
         if !roles.iter().any(|n| r["metadata"]["name"] == n.as_str()) {
             continue;
         }
@@ -177,7 +214,12 @@ fn verbs_of(docs: &[Value], sa: &str) -> Vec<(String, String, Vec<String>)> {
     out
 }
 
-fn allows(rules: &[(String, String, Vec<String>)], group: &str, resource: &str, verb: &str) -> bool {
+fn allows(
+    rules: &[(String, String, Vec<String>)],
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
     rules
         .iter()
         .any(|(g, r, v)| g == group && r == resource && v.iter().any(|x| x == verb || x == "*"))
@@ -186,30 +228,64 @@ fn allows(rules: &[(String, String, Vec<String>)], group: &str, resource: &str, 
 fn check_rbac(docs: &[Value], release: &str, case: &str) {
     let pod = verbs_of(docs, release);
     let finalizer = case != "options";
-    for (g, r) in [("batch", "jobs"), ("", "pods"), ("argoproj.io", "workflows")] {
+    for (g, r) in [
+        ("batch", "jobs"),
+        ("", "pods"),
+        ("argoproj.io", "workflows"),
+    ] {
         for verb in ["get", "list", "watch", "patch", "delete"] {
-            assert_eq!(allows(&pod, g, r, verb), finalizer, "{case}: {verb} {g}/{r}");
+            assert_eq!(
+                allows(&pod, g, r, verb),
+                finalizer,
+                "{case}: {verb} {g}/{r}"
+            );
         }
     }
     assert_eq!(allows(&pod, "events.k8s.io", "events", "create"), finalizer);
-    assert_eq!(allows(&pod, "coordination.k8s.io", "leases", "update"), finalizer);
     assert_eq!(
-        allows(&pod, "apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        allows(&pod, "coordination.k8s.io", "leases", "update"),
+        finalizer
+    );
+    assert_eq!(
+        allows(
+            &pod,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "watch"
+        ),
         finalizer
     );
     // Namespaces only when the policy selects by label (the options case).
-    assert_eq!(allows(&pod, "", "namespaces", "watch"), case == "options", "{case}");
+    assert_eq!(
+        allows(&pod, "", "namespaces", "watch"),
+        case == "options",
+        "{case}"
+    );
     for (g, r, v) in &pod {
         assert!(!v.iter().any(|x| x == "*"), "wildcard verb on {g}/{r}");
         assert!(r != "secrets", "the pod must not read Secrets");
     }
     let uninstall = verbs_of(docs, &format!("{release}-uninstall"));
-    assert!(allows(&uninstall, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "delete"));
+    assert!(allows(
+        &uninstall,
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        "delete"
+    ));
     assert!(allows(&uninstall, "batch", "jobs", "patch"));
     let certs = verbs_of(docs, &format!("{release}-certs"));
-    assert_eq!(allows(&certs, "", "secrets", "create"), case == "default", "{case}");
     assert_eq!(
-        allows(&certs, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+        allows(&certs, "", "secrets", "create"),
+        case == "default",
+        "{case}"
+    );
+    assert_eq!(
+        allows(
+            &certs,
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "patch"
+        ),
         case == "default"
     );
 }
@@ -219,7 +295,10 @@ async fn every_rendering_applies_with_server_side_dry_run_and_wires_what_the_bin
     let cluster = support::cluster().await;
     let client = cluster.client.clone();
     let ns = TestNamespace::new(&client, "chart").await;
-    let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
     let mut skipped = Vec::new();
     for (case, values) in CASES {
         for kube_version in ["v1.20.2", "v1.30.0"] {
@@ -263,5 +342,10 @@ async fn every_rendering_applies_with_server_side_dry_run_and_wires_what_the_bin
     }
     eprintln!("not applied: {skipped:?}");
     // Only cert-manager's own kinds may be missing from this control plane.
-    assert!(skipped.iter().all(|s| s.contains("Issuer") || s.contains("Certificate")), "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s.contains("Issuer") || s.contains("Certificate")),
+        "{skipped:?}"
+    );
 }

@@ -16,7 +16,12 @@ pub struct ClusterCertArgs {
     pub secret: Option<String>,
     /// Validating- and MutatingWebhookConfiguration name whose webhooks get the CA as
     /// caBundle (repeatable; with --secret).
-    #[arg(long = "webhook", env = "HOOKGUARD_CERTS_WEBHOOKS", value_delimiter = ',', requires = "secret")]
+    #[arg(
+        long = "webhook",
+        env = "HOOKGUARD_CERTS_WEBHOOKS",
+        value_delimiter = ',',
+        requires = "secret"
+    )]
     pub webhooks: Vec<String>,
     /// Fail when a named webhook configuration does not exist (else it is skipped).
     #[arg(long, requires = "secret")]
@@ -79,7 +84,11 @@ pub struct UninstallArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Validating- and MutatingWebhookConfiguration to delete first (repeatable).
-    #[arg(long = "webhook", env = "HOOKGUARD_UNINSTALL_WEBHOOKS", value_delimiter = ',')]
+    #[arg(
+        long = "webhook",
+        env = "HOOKGUARD_UNINSTALL_WEBHOOKS",
+        value_delimiter = ','
+    )]
     pub webhooks: Vec<String>,
     /// Kinds whose hookguard finalizer is released in every namespace, as Kind.group.
     #[arg(
