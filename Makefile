@@ -74,8 +74,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= review annotations policy
 .PHONY: fuzz
 fuzz:
-	cd fuzz && for t in $(FUZZ_TARGETS); do \
-		RUSTC_BOOTSTRAP=1 CARGO_INCREMENTAL=0 cargo fuzz run $$t corpus/$$t -- \
+	for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 CARGO_INCREMENTAL=0 cargo fuzz run $$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=1 \
 			-report_slow_units=0.01 -print_final_stats=1 || exit 1; \
 	done

@@ -198,7 +198,17 @@ fn gen() -> impl Strategy<Value = Gen> {
         "[a-f0-9-]{1,36}",
     )
         .prop_map(
-            |(kind, annotations, labels, finalizers, generate_name, deleting, update, old_variant, uid)| Gen {
+            |(
+                kind,
+                annotations,
+                labels,
+                finalizers,
+                generate_name,
+                deleting,
+                update,
+                old_variant,
+                uid,
+            )| Gen {
                 kind,
                 annotations,
                 labels,
@@ -253,7 +263,9 @@ fn object(g: &Gen) -> Value {
     let body = match kind {
         "Job" => json!({"spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}),
         "Pod" => json!({"spec": pod_spec}),
-        "Workflow" => json!({"spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox:1.36"}}]}}),
+        "Workflow" => {
+            json!({"spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox:1.36"}}]}})
+        }
         _ => json!({"data": {"key": "value"}}),
     };
     let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
@@ -385,7 +397,10 @@ fn check_only_allowed_changes(
     );
     let (m0, m1) = (&before["metadata"], &after["metadata"]);
 
-    let (a0, a1) = (string_map(&m0["annotations"]), string_map(&m1["annotations"]));
+    let (a0, a1) = (
+        string_map(&m0["annotations"]),
+        string_map(&m1["annotations"]),
+    );
     for (k, v) in &a0 {
         let Some(new) = a1.get(k) else {
             return Err(TestCaseError::fail(format!("annotation {k:?} removed")));
@@ -420,7 +435,10 @@ fn check_only_allowed_changes(
         prop_assert_eq!(v.as_str(), keys::MANAGED_LABEL_VALUE);
     }
 
-    let (f0, f1) = (string_list(&m0["finalizers"]), string_list(&m1["finalizers"]));
+    let (f0, f1) = (
+        string_list(&m0["finalizers"]),
+        string_list(&m1["finalizers"]),
+    );
     prop_assert!(f1.starts_with(&f0), "finalizers reordered or removed");
     let added = &f1[f0.len()..];
     prop_assert!(added.len() <= 1, "several finalizers added: {:?}", added);
@@ -562,14 +580,12 @@ fn hook() -> impl Strategy<Value = Hook> {
         secs(),
     )
         .prop_map(
-            |(succeeded_grace, failed_grace, keep_per_family, max_age, max_hold)| {
-                CleanupSettings {
-                    succeeded_grace,
-                    failed_grace,
-                    keep_per_family,
-                    max_age,
-                    max_hold,
-                }
+            |(succeeded_grace, failed_grace, keep_per_family, max_age, max_hold)| CleanupSettings {
+                succeeded_grace,
+                failed_grace,
+                keep_per_family,
+                max_age,
+                max_hold,
             },
         );
     (
@@ -751,5 +767,21 @@ proptest! {
         // Truncated at any byte: a partial write seen by the file watcher.
         let end = cut.index(text.len() + 1);
         let _ = ActivePolicy::parse(&text.as_bytes()[..end], "fuzz.yaml");
+    }
+}
+
+/// Regression (found by `damaged_reviews_get_an_answer`): a field of the wrong type made the
+/// whole review unreadable and the answer carried an empty uid, which the apiserver rejects
+/// as a uid mismatch instead of showing hookguard's explanation.
+#[test]
+fn wrong_typed_field_still_echoes_the_uid() {
+    let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+        "request":{"uid":"abc-1","operation":1,"object":{}}}"#;
+    for webhook in [Webhook::Validate, Webhook::Mutate] {
+        let out = review(webhook, body, &AdmissionConfig::default());
+        let v: Value = serde_json::from_slice(&out.body).expect("json");
+        assert_eq!(v["response"]["uid"], "abc-1");
+        assert_eq!(v["response"]["allowed"], false);
+        assert_eq!(v["response"]["status"]["code"], 400);
     }
 }
