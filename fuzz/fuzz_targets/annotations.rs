@@ -47,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
         let again: HookObject = serde_json::from_value(patched).expect("patched object");
         let model2 = HookModel::from_annotations(again.annotations().expect("annotations"));
         let second = plan(&again, &model2, &MutationSettings::default(), stage);
-        assert!(second.is_empty(), "second pass changes {second:?} after {changes:?}");
+        assert!(
+            second.is_empty(),
+            "second pass changes {second:?} after {changes:?}"
+        );
     }
 });

@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(patch)
             .expect("patch is base64");
-        let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch is a JSON Patch");
+        let patch: json_patch::Patch =
+            serde_json::from_slice(&bytes).expect("patch is a JSON Patch");
         // A patch was only computed for a readable review, so the object is there.
         let request: Value = serde_json::from_slice(data).expect("patched review was JSON");
         let mut object = request["request"]["object"].clone();
