@@ -35,7 +35,7 @@ test:
 # End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
 # built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
 E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
-E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer --test e2e_chart
+E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer --test e2e_chart --test e2e_faults
 
 control-plane:
 	tests/e2e/control-plane.sh install
@@ -86,3 +86,17 @@ image:
 # Render the chart without Helm (Go text/template + sprig; see tests/chart/render.sh).
 chart-render:
 	tests/chart/render.sh
+
+# Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; libFuzzer wants nightly flags, so
+# the stable toolchain runs it with RUSTC_BOOTSTRAP=1). Each target runs FUZZ_SECONDS on its
+# committed seeds in fuzz/corpus/<target>/ (new finds stay local, see fuzz/.gitignore).
+# Crashes land in fuzz/artifacts/<target>/. See docs/reliability.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= review annotations policy
+.PHONY: fuzz
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 CARGO_INCREMENTAL=0 cargo fuzz run $$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=1 \
+			-report_slow_units=0.01 -print_final_stats=1 || exit 1; \
+	done
