@@ -8,7 +8,7 @@ ADMIN_ADDR ?= 127.0.0.1:8080
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane load
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load
 
 all: build
 
@@ -35,12 +35,22 @@ test:
 # End-to-end tests against a real etcd + kube-apiserver + kube-controller-manager v1.20.2,
 # built once from Debian's archive into ~/.cache/hookguard (see tests/e2e/README.md).
 E2E_DIR   ?= $(CURDIR)/target/e2e-control-plane
-E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer
+E2E_TESTS ?= --test e2e_webhook --test e2e_finalizer --test e2e_chart --test e2e_faults
 
 control-plane:
 	tests/e2e/control-plane.sh install
 
-e2e: control-plane
+# The chart test renders charts/hookguard with Go text/template + sprig (tests/chart/render.sh)
+# and checks values.schema.json with python3-jsonschema: all from Debian's archive.
+CHART_DEPS := golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev python3-jsonschema
+
+chart-deps:
+	@dpkg -s $(CHART_DEPS) >/dev/null 2>&1 || { \
+		echo "e2e: installing $(CHART_DEPS)"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(CHART_DEPS) \
+		|| { echo "e2e: step 'install chart renderer packages' failed" >&2; exit 1; }; }
+
+e2e: control-plane chart-deps
 	$(CARGO) build --locked --features e2e --tests
 	tests/e2e/control-plane.sh run $(E2E_DIR) -- \
 		$(CARGO) test --locked --features e2e $(E2E_TESTS) -- --test-threads=2
@@ -66,3 +76,27 @@ schema:
 
 docs:
 	$(CARGO) run --locked --quiet -- policy docs > docs/rules.md
+
+# Container image (needs docker; not available on the development machines).
+IMAGE ?= ghcr.io/hookguard/hookguard:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+.PHONY: image chart-render
+image:
+	docker build -t $(IMAGE) .
+
+# Render the chart without Helm (Go text/template + sprig; see tests/chart/render.sh).
+chart-render:
+	tests/chart/render.sh
+
+# Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; libFuzzer wants nightly flags, so
+# the stable toolchain runs it with RUSTC_BOOTSTRAP=1). Each target runs FUZZ_SECONDS on its
+# committed seeds in fuzz/corpus/<target>/ (new finds stay local, see fuzz/.gitignore).
+# Crashes land in fuzz/artifacts/<target>/. See docs/reliability.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= review annotations policy
+.PHONY: fuzz
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 CARGO_INCREMENTAL=0 cargo fuzz run $$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=1 \
+			-report_slow_units=0.01 -print_final_stats=1 || exit 1; \
+	done

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod certs;
+pub mod certs_cluster;
 pub mod cli;
 pub mod finalizer;
 pub mod hooks;

@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per part. Every flag also reads a
 //! `HOOKGUARD_*` environment variable.
 
+pub mod chart;
 pub mod finalizer;
 pub mod lint;
 pub mod policy;
@@ -43,6 +44,9 @@ pub enum Command {
     Lint(lint::LintArgs),
     /// Write the mutating webhook's changes into manifests (stdin to stdout by default).
     Translate(translate::TranslateArgs),
+    /// Delete the webhook configurations, then release every hookguard finalizer (the chart's
+    /// pre-delete hook).
+    Uninstall(chart::UninstallArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -75,8 +79,8 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct CertsArgs {
     /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
-    #[arg(long, env = "HOOKGUARD_CERTS_OUT")]
-    pub out: PathBuf,
+    #[arg(long, env = "HOOKGUARD_CERTS_OUT", required_unless_present = "secret")]
+    pub out: Option<PathBuf>,
     /// DNS name or IP address for the serving certificate (repeatable).
     #[arg(
         long = "host",
@@ -88,6 +92,8 @@ pub struct CertsArgs {
     /// Validity in days.
     #[arg(long, env = "HOOKGUARD_CERTS_DAYS", default_value_t = 365)]
     pub days: u32,
+    #[command(flatten)]
+    pub cluster: chart::ClusterCertArgs,
 }
 
 pub(crate) fn parse_kind(s: &str) -> Result<KindRef, String> {
@@ -153,16 +159,8 @@ pub async fn shutdown_signal() {
 pub fn run(cli: Cli) -> Result<()> {
     init_logging(&cli.log)?;
     match cli.command {
-        Command::Certs(args) => {
-            let bundle = crate::certs::generate(&args.hosts, args.days)?;
-            crate::certs::write(&args.out, &bundle)?;
-            println!(
-                "wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key for {1}",
-                args.out.display(),
-                args.hosts.join(", ")
-            );
-            Ok(())
-        }
+        Command::Certs(args) => chart::run_certs(args),
+        Command::Uninstall(args) => chart::run_uninstall(args),
         Command::Policy(args) => policy::run(args),
         Command::Finalizer(args) => finalizer::run_finalizer(*args),
         Command::ReleaseFinalizers(args) => finalizer::run_release(args),

@@ -1,0 +1,365 @@
+//! Fault injection against the real control plane (issue 9, part 3): the finalizer sidecar is
+//! killed (SIGKILL) or stopped (SIGTERM) at random points while hooks are created, finished,
+//! deleted behind its back and written to by a conflicting writer that adds and removes its
+//! own finalizer on the same hooks. Afterwards: every hook that should be cleaned is gone,
+//! none is stuck in Terminating, and no unmanaged (or still-wanted) object was deleted.
+//!
+//! Seeded and sized from the environment, so other seeds reproduce other schedules:
+//!     FAULT_SEED=7 FAULT_ROUNDS=8 FAULT_HOOKS=6 tests/e2e/control-plane.sh run DIR -- \
+//!         cargo test --features e2e --test e2e_faults -- --nocapture
+//! The figures are printed as one `FAULTS ...` line (docs/reliability.md).
+
+mod support;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{eventually, Sidecar, TestNamespace};
+
+const MANAGED: &str = "hookguard.io/managed";
+const CLEANUP: &str = "hookguard.io/cleanup";
+const OTHER: &str = "e2e.hookguard.io/other-writer";
+
+/// xorshift64*: a deterministic schedule per seed, no extra dependency.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.below(hi - lo))
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Complete,
+    Failed,
+    UserDeleted,
+    Running,
+}
+
+#[derive(Debug, Clone)]
+struct Planned {
+    managed: bool,
+    policy: &'static str,
+    fate: Fate,
+}
+
+impl Planned {
+    /// Whether the hook must be gone at the end.
+    fn should_vanish(&self) -> bool {
+        self.fate == Fate::UserDeleted
+            || (self.managed
+                && ((self.fate == Fate::Complete && self.policy == "HookSucceeded")
+                    || (self.fate == Fate::Failed && self.policy == "HookFailed")))
+    }
+}
+
+fn job_manifest(name: &str, policy: &str, managed: bool) -> Value {
+    let mut meta = json!({"name": name, "annotations": {
+        "argocd.argoproj.io/hook": "PostSync",
+        "argocd.argoproj.io/hook-delete-policy": policy,
+    }});
+    if managed {
+        meta["labels"] = json!({MANAGED: "true"});
+        meta["finalizers"] = json!([CLEANUP]);
+    }
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "hook", "image": "busybox", "command": ["true"]}]}}}
+    })
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Marks a Job finished through the status subresource once the job controller has synced
+/// it (it rewrites the status on its first sync). Best effort: a hook deleted meanwhile is
+/// fine.
+async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(Some(job)) = jobs.get_opt(name).await else {
+            return;
+        };
+        let status = job.status.clone().unwrap_or_default();
+        if status.start_time.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let done = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == condition && c.status == "True");
+        if done {
+            return;
+        }
+        let now = now_rfc3339();
+        let mut patch = json!({"status": {"conditions": [{
+            "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+            "reason": "E2E", "message": "set by the fault test"}]}});
+        if condition == "Complete" {
+            patch["status"]["completionTime"] = json!(now);
+            patch["status"]["succeeded"] = json!(1);
+        } else {
+            patch["status"]["failed"] = json!(1);
+        }
+        let _ = jobs
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("job {name} could not be marked {condition}");
+}
+
+/// The conflicting writer's removal of its own finalizer, guarded like hookguard's.
+async fn remove_other(jobs: &Api<Job>, name: &str) -> bool {
+    for _ in 0..20 {
+        let Ok(Some(job)) = jobs.get_opt(name).await else {
+            return true;
+        };
+        let fins = job.finalizers().to_vec();
+        let Some(i) = fins.iter().position(|f| f == OTHER) else {
+            return true;
+        };
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": fins},
+            {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+        ]))
+        .expect("patch");
+        if jobs
+            .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
+    let seed = env_u64("FAULT_SEED", 1);
+    let rounds = env_u64("FAULT_ROUNDS", 5);
+    let per_round = env_u64("FAULT_HOOKS", 6);
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "hg-faults").await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+    let flags = [
+        "--succeeded-grace",
+        "1s",
+        "--failed-grace",
+        "2s",
+        "--max-hold",
+        "20s",
+        "--lease-duration",
+        "3s",
+        "--lease-renew",
+        "1s",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut sidecar = Some(Sidecar::start(&ns.name, "pod-0", &flags).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+
+    // The conflicting writer: adds its finalizer to random hooks and removes it again.
+    let writer = {
+        let (jobs, stop, writes) = (jobs.clone(), stop.clone(), writes.clone());
+        let mut rng = Rng::new(seed ^ 0xDEAD_BEEF);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let list = jobs.list(&ListParams::default()).await.map(|l| l.items);
+                let names: Vec<String> = list.into_iter().flatten().map(|j| j.name_any()).collect();
+                if let Some(name) = (!names.is_empty())
+                    .then(|| names[rng.below(names.len() as u64) as usize].clone())
+                {
+                    let add: json_patch::Patch = serde_json::from_value(json!([
+                        {"op": "add", "path": "/metadata/finalizers/-", "value": OTHER},
+                    ]))
+                    .expect("patch");
+                    let patch = Patch::<()>::Json(add);
+                    if jobs
+                        .patch(&name, &PatchParams::default(), &patch)
+                        .await
+                        .is_ok()
+                    {
+                        writes.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(rng.ms(50, 400)).await;
+                        assert!(
+                            remove_other(&jobs, &name).await,
+                            "writer could not remove its finalizer from {name}"
+                        );
+                    }
+                }
+                tokio::time::sleep(rng.ms(20, 200)).await;
+            }
+        })
+    };
+
+    // The workload: hooks created, finished or deleted behind the sidecar's back.
+    let mut planned: BTreeMap<String, Planned> = BTreeMap::new();
+    let mut schedule = Vec::new();
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let managed = rng.below(100) < 80;
+            let policy =
+                ["HookSucceeded", "HookFailed", "BeforeHookCreation"][rng.below(3) as usize];
+            let fate = match rng.below(100) {
+                0..=44 => Fate::Complete,
+                45..=69 => Fate::Failed,
+                70..=84 => Fate::UserDeleted,
+                _ => Fate::Running,
+            };
+            let name = format!("r{round}-h{i}");
+            planned.insert(
+                name.clone(),
+                Planned {
+                    managed,
+                    policy,
+                    fate,
+                },
+            );
+            schedule.push((round, name));
+        }
+    }
+    let workload = {
+        let (jobs, planned) = (jobs.clone(), planned.clone());
+        let schedule = schedule.clone();
+        tokio::spawn(async move {
+            for (_, name) in &schedule {
+                let p = &planned[name];
+                let job: Job =
+                    serde_json::from_value(job_manifest(name, p.policy, p.managed)).expect("job");
+                jobs.create(&PostParams::default(), &job)
+                    .await
+                    .expect("create job");
+            }
+            for (_, name) in &schedule {
+                match planned[name].fate {
+                    Fate::Complete => finish(&jobs, name, "Complete").await,
+                    Fate::Failed => finish(&jobs, name, "Failed").await,
+                    Fate::UserDeleted => {
+                        let _ = jobs.delete(name, &DeleteParams::background()).await;
+                    }
+                    Fate::Running => {}
+                }
+            }
+        })
+    };
+
+    // Chaos: kill or stop the sidecar at random points while the workload runs.
+    let mut kills = 0;
+    for _ in 0..rounds {
+        tokio::time::sleep(rng.ms(300, 3000)).await;
+        let mut s = sidecar.take().expect("running sidecar");
+        if rng.below(2) == 0 {
+            s.kill();
+        } else {
+            s.terminate();
+        }
+        kills += 1;
+        drop(s);
+        tokio::time::sleep(rng.ms(0, 2500)).await;
+        sidecar = Some(Sidecar::start(&ns.name, "pod-0", &flags).await);
+    }
+    workload.await.expect("workload");
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
+    // Leave no writer finalizer behind (it would keep objects Terminating by itself).
+    for name in planned.keys() {
+        assert!(remove_other(&jobs, name).await);
+    }
+
+    let expected = planned.values().filter(|p| p.should_vanish()).count();
+    let vanish: Vec<String> = planned
+        .iter()
+        .filter(|(_, p)| p.should_vanish())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let started = Instant::now();
+    let settled = eventually(
+        Duration::from_secs(90),
+        "every hook due for cleanup to be gone",
+        || async {
+            let live: Vec<String> = jobs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .iter()
+                .map(|j| j.name_any())
+                .collect();
+            let left: Vec<&String> = vanish.iter().filter(|n| live.contains(n)).collect();
+            if left.is_empty() {
+                Ok(started.elapsed())
+            } else {
+                Err(format!("still there: {left:?}"))
+            }
+        },
+    )
+    .await;
+
+    let live = jobs.list(&ListParams::default()).await.expect("list").items;
+    let stuck: Vec<String> = live
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_some())
+        .map(|j| format!("{} {:?}", j.name_any(), j.metadata.finalizers))
+        .collect();
+    let live_names: Vec<String> = live.iter().map(|j| j.name_any()).collect();
+    let wrongly_gone: Vec<(&String, &Planned)> = planned
+        .iter()
+        .filter(|(n, p)| !p.should_vanish() && !live_names.contains(n))
+        .collect();
+    let unmanaged_deleted = wrongly_gone.iter().filter(|(_, p)| !p.managed).count();
+    let s = sidecar.as_ref().expect("sidecar");
+    println!(
+        "FAULTS seed={seed} rounds={rounds} hooks={} sidecar_kills={kills} writer_finalizer_writes={} \
+         cleaned={}/{expected} settle_after_last_fault_s={:.1} stuck_terminating={} \
+         unmanaged_deleted={unmanaged_deleted} kept_hooks_deleted={} last_sidecar_hold_timeouts={} last_sidecar_errors={}",
+        planned.len(),
+        writes.load(Ordering::Relaxed),
+        expected,
+        settled.as_secs_f64(),
+        stuck.len(),
+        wrongly_gone.len() - unmanaged_deleted,
+        s.metric("hookguard_finalizer_hold_timeouts_total").await.abs(),
+        s.metric("hookguard_finalizer_errors_total").await.abs(),
+    );
+    assert!(stuck.is_empty(), "stuck in Terminating: {stuck:?}");
+    assert!(
+        wrongly_gone.is_empty(),
+        "deleted although they should stay: {wrongly_gone:?}"
+    );
+}
