@@ -92,6 +92,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// Whether the request says its body is JSON (read from the headers in place: axum's
+/// `HeaderMap` extractor would copy them all).
+struct SaysJson(bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SaysJson {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(SaysJson(is_json(&parts.headers)))
+    }
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -104,13 +119,13 @@ async fn handle(
     webhook: Webhook,
     State(state): State<AppState>,
     arrival: Option<Extension<Arrival>>,
-    headers: HeaderMap,
+    SaysJson(json): SaysJson,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = arrival
         .map(|Extension(Arrival(t))| t)
         .unwrap_or_else(Instant::now);
-    if !is_json(&headers) {
+    if !json {
         state
             .metrics
             .reject(webhook, RejectReason::unsupported_media_type);
