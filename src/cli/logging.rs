@@ -429,7 +429,11 @@ mod tests {
         assert_eq!(&*WRITTEN.lock().unwrap(), b"info\nwarn\n");
         let big = vec![b'x'; BATCH_BYTES];
         w.append(&big, false);
-        assert_eq!(WRITTEN.lock().unwrap().len(), 10 + BATCH_BYTES, "a full batch goes out");
+        assert_eq!(
+            WRITTEN.lock().unwrap().len(),
+            10 + BATCH_BYTES,
+            "a full batch goes out"
+        );
         w.append(b"last\n", false);
         w.flush();
         assert!(WRITTEN.lock().unwrap().ends_with(b"last\n"));

@@ -171,7 +171,11 @@ impl AdmissionMetrics {
 
     pub fn observe(&self, webhook: Webhook, d: &admission::Decision, latency: Duration) {
         let decision = d.verdict();
-        let operation = if d.operation.is_empty() { "-" } else { d.operation };
+        let operation = if d.operation.is_empty() {
+            "-"
+        } else {
+            d.operation
+        };
         let kind = label(&d.kind);
         for (rule, action) in &d.rules {
             self.rule_hits
