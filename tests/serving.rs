@@ -182,6 +182,10 @@ fn served_cert(r: &reqwest::Response) -> Vec<u8> {
 
 /// A raw TLS connection (HTTP/1.1 by ALPN) for clients that misbehave on purpose.
 async fn raw_tls(addr: SocketAddr, ca_pem: &str) -> TlsStream<TcpStream> {
+    raw_tls_alpn(addr, ca_pem, b"http/1.1").await
+}
+
+async fn raw_tls_alpn(addr: SocketAddr, ca_pem: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -193,7 +197,7 @@ async fn raw_tls(addr: SocketAddr, ca_pem: &str) -> TlsStream<TcpStream> {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
@@ -500,6 +504,33 @@ async fn limits_answer_with_precise_statuses() {
         closed_within(&mut slow, Duration::from_secs(3)).await,
         "slow header client kept its connection"
     );
+    // Over HTTP/2 as well (hyper has no header timeout there): a client that opens a stream
+    // with a HEADERS frame whose CONTINUATION never comes, and one that sends nothing after
+    // its preface, are both closed.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // Length 1, type HEADERS, no flags (no END_HEADERS), stream 1; HPACK 0x83 = :method POST.
+    const HALF_HEADERS: [u8; 10] = [0, 0, 1, 1, 0, 0, 0, 0, 1, 0x83];
+    for frames in [
+        &[PREFACE, &EMPTY_SETTINGS, &HALF_HEADERS][..],
+        &[PREFACE, &EMPTY_SETTINGS],
+    ] {
+        let mut h2 = raw_tls_alpn(s.addr, &s.ca_pems[0], b"h2").await;
+        assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        for frame in frames {
+            h2.write_all(frame).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        assert!(
+            closed_within(&mut h2, Duration::from_secs(3)).await,
+            "an HTTP/2 client without a complete request kept its connection ({} frames)",
+            frames.len()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "closed too early"
+        );
+    }
     // A client that never starts its TLS handshake is cut off too.
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
     assert!(
