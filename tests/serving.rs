@@ -1007,3 +1007,97 @@ async fn sigterm_drains_requests_in_flight_and_closes_idle_connections() {
     assert_eq!(v["namespace"], "hooks-lab");
     drop(h2);
 }
+
+/// The real binary with a policy file: /readyz and /metrics follow the active policy, a
+/// good reload and a bad one (which keeps the previous policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reloads_show_in_readyz_and_metrics() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle();
+    certs::write(dir.path(), &b).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    let first = "mode: warn\n";
+    std::fs::write(&policy, first).unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .arg("serve")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--admin-addr")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--tls-cert")
+        .arg(dir.path().join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.path().join(certs::KEY_FILE))
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--policy-poll-interval", "100ms"])
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let sha = |text: &str| -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    // Waits until /readyz and /metrics both show what `want` asks for.
+    let wait_for = |what: &'static str, want: Box<dyn Fn(&str, &str) -> bool + Send>| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = admin_get(admin, "/readyz").await;
+            let metrics = admin_get(admin, "/metrics").await;
+            if let (Ok((_, ready)), Ok((200, metrics))) = (&ready, &metrics) {
+                if want(ready, metrics) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what}: {ready:?} {metrics:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    let hash1 = sha(first);
+    let h = hash1.clone();
+    wait_for(
+        "the first policy",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h}"))
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h}\"}} 1"))
+                && metrics.contains("hookguard_policy_reloads_total{result=\"success\"} 1")
+        }),
+    )
+    .await;
+
+    let second = "mode: audit\n";
+    std::fs::write(&policy, second).unwrap();
+    let hash2 = sha(second);
+    let (h1, h2) = (hash1.clone(), hash2.clone());
+    wait_for(
+        "the reloaded policy",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h2}"))
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h2}\"}} 1"))
+                && !metrics.contains(&h1)
+                && metrics.contains("hookguard_policy_reloads_total{result=\"success\"} 2")
+        }),
+    )
+    .await;
+
+    std::fs::write(&policy, "mode: [not, a, mode]\n").unwrap();
+    let h2 = hash2.clone();
+    wait_for(
+        "the failed reload",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h2}"))
+                && ready.contains("last reload failed, previous policy kept")
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h2}\"}} 1"))
+                && metrics.contains("hookguard_policy_reloads_total{result=\"error\"} 1")
+        }),
+    )
+    .await;
+}
