@@ -155,20 +155,22 @@ async fn handle(
 }
 
 pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
+    // Strings are passed as `&str`, not `%` (Display): tracing then hands them to the
+    // formatter as they are, without a trip through `fmt`.
     tracing::info!(
         webhook = webhook.as_str(),
-        uid = %d.uid,
+        uid = d.uid.as_str(),
         operation = d.operation,
-        kind = %d.kind,
-        namespace = %d.namespace,
-        name = %d.name,
-        user = %d.user,
+        kind = d.kind.as_str(),
+        namespace = d.namespace.as_str(),
+        name = d.name.as_str(),
+        user = d.user.as_str(),
         dry_run = d.dry_run,
         decision = d.verdict(),
         rules = %FiredRules(d),
         mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
         would_deny = %WouldDeny(d),
-        policy = %d.policy_hash,
+        policy = d.policy_hash.as_str(),
         patched = d.patched,
         error = d.error.as_deref().unwrap_or(""),
         latency_us = latency.as_micros() as u64,
