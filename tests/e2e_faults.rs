@@ -8,8 +8,19 @@
 //!     FAULT_SEED=7 FAULT_ROUNDS=8 FAULT_HOOKS=6 tests/e2e/control-plane.sh run DIR -- \
 //!         cargo test --features e2e --test e2e_faults -- --nocapture
 //! The figures are printed as one `FAULTS ...` line (docs/reliability.md).
+//!
+//! Two more scenarios live in their own files: the kube-apiserver restarted (SIGTERM and
+//! SIGKILL) while the sidecar cleans a batch of hooks (`faults/apiserver.rs`), and the webhook
+//! restarted without downtime (`serve --listen-fd`) and its certificate rotated while a client
+//! creates hooks through the apiserver (`faults/webhook.rs`). The tests of this file take
+//! turns (`SERIAL`): an apiserver restart would fail the others' requests.
 
 mod support;
+
+#[path = "faults/apiserver.rs"]
+mod apiserver;
+#[path = "faults/webhook.rs"]
+mod webhook;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -24,6 +35,10 @@ use support::{eventually, Sidecar, TestNamespace};
 const MANAGED: &str = "hookguard.io/managed";
 const CLEANUP: &str = "hookguard.io/cleanup";
 const OTHER: &str = "e2e.hookguard.io/other-writer";
+
+/// One fault scenario at a time (`make e2e` runs two tests at once): tokio's Mutex works
+/// across the tests' runtimes and is released when a test panics.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// xorshift64*: a deterministic schedule per seed, no extra dependency.
 #[derive(Clone)]
@@ -106,10 +121,16 @@ fn now_rfc3339() -> String {
 /// it (it rewrites the status on its first sync). Best effort: a hook deleted meanwhile is
 /// fine.
 async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        let Ok(Some(job)) = jobs.get_opt(name).await else {
-            return;
+        let job = match jobs.get_opt(name).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            // The apiserver may be restarting (faults/apiserver.rs): try again.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
         };
         let status = job.status.clone().unwrap_or_default();
         if status.start_time.is_none() {
@@ -142,6 +163,97 @@ async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
     panic!("job {name} could not be marked {condition}");
 }
 
+/// Hook Jobs with a seeded plan: 80 % managed, a random delete policy and fate.
+fn plan_hooks(rng: &mut Rng, prefix: &str, n: u64, into: &mut BTreeMap<String, Planned>) {
+    for i in 0..n {
+        let managed = rng.below(100) < 80;
+        let policy = ["HookSucceeded", "HookFailed", "BeforeHookCreation"][rng.below(3) as usize];
+        let fate = match rng.below(100) {
+            0..=44 => Fate::Complete,
+            45..=69 => Fate::Failed,
+            70..=84 => Fate::UserDeleted,
+            _ => Fate::Running,
+        };
+        into.insert(
+            format!("{prefix}-h{i}"),
+            Planned {
+                managed,
+                policy,
+                fate,
+            },
+        );
+    }
+}
+
+/// What is left after a run: polls until every hook due for cleanup is gone (or `timeout`),
+/// then counts.
+struct Settled {
+    expected: usize,
+    cleaned: usize,
+    settle: Duration,
+    /// Name and finalizers of objects with a deletionTimestamp.
+    stuck: Vec<String>,
+    unmanaged_deleted: usize,
+    /// Managed hooks that should have stayed (running, or a policy that keeps them).
+    kept_deleted: usize,
+    wrongly_gone: Vec<String>,
+    /// Hooks due for cleanup that are still there.
+    left: Vec<String>,
+}
+
+async fn settle(
+    jobs: &Api<Job>,
+    planned: &BTreeMap<String, Planned>,
+    timeout: Duration,
+) -> Settled {
+    let vanish: Vec<&String> = planned
+        .iter()
+        .filter(|(_, p)| p.should_vanish())
+        .map(|(n, _)| n)
+        .collect();
+    let started = Instant::now();
+    let live = loop {
+        match jobs.list(&ListParams::default()).await {
+            Ok(list) => {
+                let names: Vec<String> = list.items.iter().map(|j| j.name_any()).collect();
+                let done = !vanish.iter().any(|n| names.contains(n));
+                if done || started.elapsed() >= timeout {
+                    break list.items;
+                }
+            }
+            Err(e) if started.elapsed() >= timeout => panic!("cannot list the hooks: {e}"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let settle = started.elapsed();
+    let live_names: Vec<String> = live.iter().map(|j| j.name_any()).collect();
+    let stuck = live
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_some())
+        .map(|j| format!("{} {:?}", j.name_any(), j.metadata.finalizers))
+        .collect();
+    let wrongly_gone: Vec<(&String, &Planned)> = planned
+        .iter()
+        .filter(|(n, p)| !p.should_vanish() && !live_names.contains(n))
+        .collect();
+    let unmanaged_deleted = wrongly_gone.iter().filter(|(_, p)| !p.managed).count();
+    Settled {
+        expected: vanish.len(),
+        cleaned: vanish.iter().filter(|n| !live_names.contains(n)).count(),
+        settle,
+        stuck,
+        unmanaged_deleted,
+        kept_deleted: wrongly_gone.len() - unmanaged_deleted,
+        wrongly_gone: wrongly_gone.iter().map(|(n, _)| (*n).clone()).collect(),
+        left: vanish
+            .iter()
+            .filter(|n| live_names.contains(n))
+            .map(|n| (*n).clone())
+            .collect(),
+    }
+}
+
 /// The conflicting writer's removal of its own finalizer, guarded like hookguard's.
 async fn remove_other(jobs: &Api<Job>, name: &str) -> bool {
     for _ in 0..20 {
@@ -171,6 +283,7 @@ async fn remove_other(jobs: &Api<Job>, name: &str) -> bool {
 
 #[tokio::test]
 async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
+    let _serial = SERIAL.lock().await;
     let seed = env_u64("FAULT_SEED", 1);
     let rounds = env_u64("FAULT_ROUNDS", 5);
     let per_round = env_u64("FAULT_HOOKS", 6);
