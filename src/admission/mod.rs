@@ -91,7 +91,8 @@ pub struct Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
     pub uid: String,
-    pub operation: String,
+    /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, or empty when the review was unreadable.
+    pub operation: &'static str,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -157,7 +158,7 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
 fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outcome {
     let mut decision = Decision {
         uid: req.uid.clone(),
-        operation: req.operation.as_str().to_owned(),
+        operation: req.operation.as_str(),
         kind: req.kind.clone(),
         namespace: req.namespace.clone(),
         name: req.name.clone(),

@@ -180,7 +180,13 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// Reads a review; on failure returns the uid when it could be read, and why.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, (Option<String>, ReviewError)> {
-        let envelope: Envelope<'a> = serde_json::from_slice(body).map_err(|e| {
+        // JSON is UTF-8: checked once for the whole body, so the parser need not check
+        // every string again (that was a tenth of the parse).
+        let text = std::str::from_utf8(body).map_err(|e| {
+            let error = ReviewError::NotJson(format!("it is not UTF-8 ({e})"));
+            (uid_only(body), error)
+        })?;
+        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(|e| {
             let error = if e.is_syntax() || e.is_eof() {
                 ReviewError::NotJson(e.to_string())
             } else {

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod finalizer;
 pub mod lint;
+pub mod logging;
 pub mod policy;
 pub mod serve;
 pub mod translate;
@@ -119,19 +120,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn init_logging(args: &LogArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("--log-level {:?} is not a valid filter", args.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Plain => builder.init(),
-    }
-    Ok(())
-}
-
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -157,7 +145,7 @@ pub async fn shutdown_signal() {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    init_logging(&cli.log)?;
+    let _logs = logging::init(&cli.log)?;
     match cli.command {
         Command::Certs(args) => chart::run_certs(args),
         Command::Uninstall(args) => chart::run_uninstall(args),

@@ -29,6 +29,9 @@ fn label(s: &str) -> String {
     if s.is_empty() {
         return "-".to_string();
     }
+    if s.len() <= MAX_LABEL_LEN {
+        return s.to_string();
+    }
     let mut end = s.len().min(MAX_LABEL_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -36,30 +39,33 @@ fn label(s: &str) -> String {
     s[..end].to_string()
 }
 
+// Every label but `kind` has a fixed set of values: they are `&'static str`, so counting a
+// request allocates one string at most.
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub webhook: String,
-    pub operation: String,
+    pub webhook: &'static str,
+    pub operation: &'static str,
     pub kind: String,
-    pub decision: String,
-    pub dry_run: String,
+    pub decision: &'static str,
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
-    pub webhook: String,
-    pub operation: String,
+    pub webhook: &'static str,
+    pub operation: &'static str,
     pub kind: String,
-    pub decision: String,
-    pub rule: String,
-    pub action: String,
-    pub dry_run: String,
+    pub decision: &'static str,
+    pub rule: &'static str,
+    pub action: &'static str,
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
-    pub webhook: String,
-    pub decision: String,
+    pub webhook: &'static str,
+    pub decision: &'static str,
 }
 
 /// Why a request was refused before it reached the decision.
@@ -80,7 +86,7 @@ pub enum RejectReason {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    pub webhook: String,
+    pub webhook: &'static str,
     pub reason: RejectReason,
 }
 
@@ -89,9 +95,12 @@ pub struct ResultLabels {
     pub result: String,
 }
 
-/// The admission requests and their decisions.
+/// The admission requests and their decisions; cloning shares them (one `Arc`).
 #[derive(Clone, Debug)]
-pub struct AdmissionMetrics {
+pub struct AdmissionMetrics(std::sync::Arc<AdmissionFamilies>);
+
+#[derive(Debug)]
+pub struct AdmissionFamilies {
     requests: Family<RequestLabels, Counter>,
     rule_hits: Family<RuleLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
@@ -100,9 +109,16 @@ pub struct AdmissionMetrics {
     concurrency_limit: Gauge,
 }
 
+impl std::ops::Deref for AdmissionMetrics {
+    type Target = AdmissionFamilies;
+    fn deref(&self) -> &AdmissionFamilies {
+        &self.0
+    }
+}
+
 impl AdmissionMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
+        let m = AdmissionFamilies {
             requests: Family::default(),
             rule_hits: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
@@ -141,7 +157,7 @@ impl AdmissionMetrics {
             "Most admission requests handled at once; more get 503",
             m.concurrency_limit.clone(),
         );
-        m
+        AdmissionMetrics(std::sync::Arc::new(m))
     }
 
     pub fn set_concurrency_limit(&self, limit: usize) {
@@ -154,35 +170,38 @@ impl AdmissionMetrics {
     }
 
     pub fn observe(&self, webhook: Webhook, d: &admission::Decision, latency: Duration) {
-        let decision = d.verdict().to_string();
-        let dry_run = d.dry_run.to_string();
-        let operation = label(&d.operation);
+        let decision = d.verdict();
+        let operation = if d.operation.is_empty() {
+            "-"
+        } else {
+            d.operation
+        };
         let kind = label(&d.kind);
-        self.requests
-            .get_or_create(&RequestLabels {
-                webhook: webhook.as_str().to_string(),
-                operation: operation.clone(),
-                kind: kind.clone(),
-                decision: decision.clone(),
-                dry_run: dry_run.clone(),
-            })
-            .inc();
         for (rule, action) in &d.rules {
             self.rule_hits
                 .get_or_create(&RuleLabels {
-                    webhook: webhook.as_str().to_string(),
-                    operation: operation.clone(),
+                    webhook: webhook.as_str(),
+                    operation,
                     kind: kind.clone(),
-                    decision: decision.clone(),
-                    rule: rule.name().to_string(),
-                    action: action.to_string(),
-                    dry_run: dry_run.clone(),
+                    decision,
+                    rule: rule.name(),
+                    action: action.as_str(),
+                    dry_run: d.dry_run,
                 })
                 .inc();
         }
+        self.requests
+            .get_or_create(&RequestLabels {
+                webhook: webhook.as_str(),
+                operation,
+                kind,
+                decision,
+                dry_run: d.dry_run,
+            })
+            .inc();
         self.latency
             .get_or_create(&LatencyLabels {
-                webhook: webhook.as_str().to_string(),
+                webhook: webhook.as_str(),
                 decision,
             })
             .observe(latency.as_secs_f64());
@@ -191,7 +210,7 @@ impl AdmissionMetrics {
     pub fn reject(&self, webhook: Webhook, reason: RejectReason) {
         self.rejected
             .get_or_create(&RejectLabels {
-                webhook: webhook.as_str().to_string(),
+                webhook: webhook.as_str(),
                 reason,
             })
             .inc();

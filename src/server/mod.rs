@@ -92,6 +92,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// Whether the request says its body is JSON (read from the headers in place: axum's
+/// `HeaderMap` extractor would copy them all).
+struct SaysJson(bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SaysJson {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(SaysJson(is_json(&parts.headers)))
+    }
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -104,13 +119,13 @@ async fn handle(
     webhook: Webhook,
     State(state): State<AppState>,
     arrival: Option<Extension<Arrival>>,
-    headers: HeaderMap,
+    SaysJson(json): SaysJson,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = arrival
         .map(|Extension(Arrival(t))| t)
         .unwrap_or_else(Instant::now);
-    if !is_json(&headers) {
+    if !json {
         state
             .metrics
             .reject(webhook, RejectReason::unsupported_media_type);
@@ -142,32 +157,54 @@ async fn handle(
 }
 
 pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
-    let rules: Vec<String> = d
-        .rules
-        .iter()
-        .map(|(r, a)| format!("{r}={a}"))
-        .chain(d.audited.iter().map(|(r, a)| format!("{r}=audit({a})")))
-        .collect();
-    let would_deny: Vec<&str> = d.would_deny.iter().map(|r| r.name()).collect();
     tracing::info!(
         webhook = webhook.as_str(),
         uid = %d.uid,
-        operation = %d.operation,
+        operation = d.operation,
         kind = %d.kind,
         namespace = %d.namespace,
         name = %d.name,
         user = %d.user,
         dry_run = d.dry_run,
         decision = d.verdict(),
-        rules = %rules.join(","),
+        rules = %FiredRules(d),
         mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
-        would_deny = %would_deny.join(","),
+        would_deny = %WouldDeny(d),
         policy = %d.policy_hash,
         patched = d.patched,
         error = d.error.as_deref().unwrap_or(""),
         latency_us = latency.as_micros() as u64,
         "admission decision"
     );
+}
+
+/// `rule=action,…` of the rules that fired, audited ones as `rule=audit(action)`; written
+/// straight into the log line.
+struct FiredRules<'a>(&'a admission::Decision);
+
+impl std::fmt::Display for FiredRules<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fired = self.0.rules.iter().map(|(r, a)| (r, "", a, ""));
+        let audited = self.0.audited.iter().map(|(r, a)| (r, "audit(", a, ")"));
+        for (i, (rule, open, action, close)) in fired.chain(audited).enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{rule}={open}{action}{close}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The rules whose denial the mode softened, comma-separated.
+struct WouldDeny<'a>(&'a admission::Decision);
+
+impl std::fmt::Display for WouldDeny<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, rule) in self.0.would_deny.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{}", rule.name())?;
+        }
+        Ok(())
+    }
 }
 
 /// Connection-level limits.
