@@ -415,47 +415,15 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
         assert!(remove_other(&jobs, name).await);
     }
 
-    let expected = planned.values().filter(|p| p.should_vanish()).count();
-    let vanish: Vec<String> = planned
-        .iter()
-        .filter(|(_, p)| p.should_vanish())
-        .map(|(n, _)| n.clone())
-        .collect();
-    let started = Instant::now();
-    let settled = eventually(
-        Duration::from_secs(90),
-        "every hook due for cleanup to be gone",
-        || async {
-            let live: Vec<String> = jobs
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?
-                .items
-                .iter()
-                .map(|j| j.name_any())
-                .collect();
-            let left: Vec<&String> = vanish.iter().filter(|n| live.contains(n)).collect();
-            if left.is_empty() {
-                Ok(started.elapsed())
-            } else {
-                Err(format!("still there: {left:?}"))
-            }
-        },
-    )
-    .await;
-
-    let live = jobs.list(&ListParams::default()).await.expect("list").items;
-    let stuck: Vec<String> = live
-        .iter()
-        .filter(|j| j.metadata.deletion_timestamp.is_some())
-        .map(|j| format!("{} {:?}", j.name_any(), j.metadata.finalizers))
-        .collect();
-    let live_names: Vec<String> = live.iter().map(|j| j.name_any()).collect();
-    let wrongly_gone: Vec<(&String, &Planned)> = planned
-        .iter()
-        .filter(|(n, p)| !p.should_vanish() && !live_names.contains(n))
-        .collect();
-    let unmanaged_deleted = wrongly_gone.iter().filter(|(_, p)| !p.managed).count();
+    let settled = settle(&jobs, &planned, Duration::from_secs(90)).await;
+    if !settled.left.is_empty() {
+        let s = sidecar.as_mut().expect("sidecar");
+        apiserver::diagnose(&jobs, s, &settled.left, &ns.name, &flags, &planned).await;
+    }
+    let expected = settled.expected;
+    let stuck = settled.stuck.clone();
+    let wrongly_gone = settled.wrongly_gone.clone();
+    let unmanaged_deleted = settled.unmanaged_deleted;
     let s = sidecar.as_ref().expect("sidecar");
     println!(
         "FAULTS seed={seed} rounds={rounds} hooks={} sidecar_kills={kills} writer_finalizer_writes={} \
@@ -463,10 +431,11 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
          unmanaged_deleted={unmanaged_deleted} kept_hooks_deleted={} last_sidecar_hold_timeouts={} last_sidecar_errors={}",
         planned.len(),
         writes.load(Ordering::Relaxed),
+        settled.cleaned,
         expected,
-        settled.as_secs_f64(),
+        settled.settle.as_secs_f64(),
         stuck.len(),
-        wrongly_gone.len() - unmanaged_deleted,
+        settled.kept_deleted,
         s.metric("hookguard_finalizer_hold_timeouts_total").await.abs(),
         s.metric("hookguard_finalizer_errors_total").await.abs(),
     );
@@ -474,5 +443,10 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
     assert!(
         wrongly_gone.is_empty(),
         "deleted although they should stay: {wrongly_gone:?}"
+    );
+    assert!(
+        settled.left.is_empty(),
+        "hooks due for cleanup still there: {:?}",
+        settled.left
     );
 }

@@ -85,7 +85,7 @@ async fn restart_apiserver(signal: &str, grace: u64) -> (Duration, String) {
 
 /// After a failed settle: is the apiserver delivering events to a fresh watch, what does the
 /// sidecar hold open, and does a new sidecar clean up what the old one did not?
-async fn diagnose(
+pub(super) async fn diagnose(
     jobs: &Api<Job>,
     sidecar: &mut Sidecar,
     left: &[String],
