@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{eventually, Sidecar, TestNamespace};
+use support::{Sidecar, TestNamespace};
 
 const MANAGED: &str = "hookguard.io/managed";
 const CLEANUP: &str = "hookguard.io/cleanup";
@@ -432,7 +432,6 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
         planned.len(),
         writes.load(Ordering::Relaxed),
         settled.cleaned,
-        expected,
         settled.settle.as_secs_f64(),
         stuck.len(),
         settled.kept_deleted,
