@@ -1015,6 +1015,9 @@ async fn answers_after_the_shutdown_signal_close_their_http1_connection() {
     let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
-    assert!(asked.elapsed() < Duration::from_secs(2), "closed by the drain, not the answer");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "closed by the drain, not the answer"
+    );
     s.stop().await;
 }

@@ -77,7 +77,12 @@ async fn restart_apiserver(signal: &str, grace: u64) -> (Duration, String) {
     // "… PID 1 stopped by SIGTERM+SIGKILL after 15s in 15.1s, PID 2 ready after 6.0s"
     let how = stderr
         .lines()
-        .find_map(|l| l.split_once(" stopped by ")?.1.split_once(" in ").map(|(h, _)| h))
+        .find_map(|l| {
+            l.split_once(" stopped by ")?
+                .1
+                .split_once(" in ")
+                .map(|(h, _)| h)
+        })
         .unwrap_or(signal)
         .replace(' ', "_");
     (started.elapsed(), how)
@@ -133,7 +138,10 @@ pub(super) async fn diagnose(
     })
     .await
     .unwrap_or(false);
-    eprintln!("faults: a fresh watch from rv {rv} sees a change of {}: {seen}", left[0]);
+    eprintln!(
+        "faults: a fresh watch from rv {rv} sees a change of {}: {seen}",
+        left[0]
+    );
     eprintln!(
         "faults: sidecar metrics:\n{}",
         sidecar
@@ -224,7 +232,7 @@ async fn finalizer_survives_apiserver_restarts_under_load() {
     println!(
         "FAULTS scenario=apiserver-restart seed={seed} rounds={rounds} hooks={} restarts={} \
          cleaned={}/{} settle_s={:.1} stuck_terminating={} unmanaged_deleted={} \
-         kept_hooks_deleted={} sidecar_exits={} sidecar_errors={}",
+         kept_hooks_deleted={} outcomes_reasserted={} sidecar_exits={} sidecar_errors={}",
         planned.len(),
         restarts.join(","),
         s.cleaned,
@@ -233,8 +241,12 @@ async fn finalizer_survives_apiserver_restarts_under_load() {
         s.stuck.len(),
         s.unmanaged_deleted,
         s.kept_deleted,
+        s.reasserted,
         u8::from(exited.is_some()),
-        sidecar.metric("hookguard_finalizer_errors_total").await.abs(),
+        sidecar
+            .metric("hookguard_finalizer_errors_total")
+            .await
+            .abs(),
     );
     assert!(exited.is_none(), "the sidecar exited: {exited:?}");
     assert!(s.stuck.is_empty(), "stuck in Terminating: {:?}", s.stuck);

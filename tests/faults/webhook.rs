@@ -303,12 +303,14 @@ impl Registration {
             })
         };
         let meta = json!({"name": name, "labels": {"hookguard.io/e2e": "true"}});
-        let validating: ValidatingWebhookConfiguration =
-            serde_json::from_value(json!({"metadata": meta, "webhooks": [webhook(VALIDATING, "/validate")]}))
-                .expect("ValidatingWebhookConfiguration");
-        let mutating: MutatingWebhookConfiguration =
-            serde_json::from_value(json!({"metadata": meta, "webhooks": [webhook(MUTATING, "/mutate")]}))
-                .expect("MutatingWebhookConfiguration");
+        let validating: ValidatingWebhookConfiguration = serde_json::from_value(
+            json!({"metadata": meta, "webhooks": [webhook(VALIDATING, "/validate")]}),
+        )
+        .expect("ValidatingWebhookConfiguration");
+        let mutating: MutatingWebhookConfiguration = serde_json::from_value(
+            json!({"metadata": meta, "webhooks": [webhook(MUTATING, "/mutate")]}),
+        )
+        .expect("MutatingWebhookConfiguration");
         let pp = PostParams::default();
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
             .create(&pp, &validating)
@@ -351,7 +353,11 @@ impl Drop for Registration {
 /// A hook Job that creates no pods (parallelism 0); `typo` gives it a delete policy the
 /// validating webhook denies.
 fn hook_job(name: &str, typo: bool) -> Job {
-    let policy = if typo { "HookSuceeded" } else { "HookSucceeded" };
+    let policy = if typo {
+        "HookSuceeded"
+    } else {
+        "HookSucceeded"
+    };
     serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "annotations": {

@@ -262,7 +262,9 @@ impl Sidecar {
 
     /// The exit status if the process has exited by itself (None while it runs).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 }
 

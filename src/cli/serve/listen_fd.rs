@@ -98,8 +98,13 @@ fn check(fd: RawFd) -> Result<(), ListenFdError> {
     };
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    if unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) }
-        != 0
+    if unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } != 0
     {
         return Err(sys("getsockname")());
     }
@@ -110,7 +115,9 @@ fn check(fd: RawFd) -> Result<(), ListenFdError> {
         return unsuitable("not a stream (TCP) socket (e.g. UDP)");
     }
     if int_opt(libc::SO_ACCEPTCONN, "getsockopt(SO_ACCEPTCONN)")? == 0 {
-        return unsuitable("a TCP socket that is not listening (bind and listen before passing it)");
+        return unsuitable(
+            "a TCP socket that is not listening (bind and listen before passing it)",
+        );
     }
     Ok(())
 }
@@ -152,7 +159,11 @@ mod tests {
         assert!(err(1_000_000).contains("no such open file descriptor"));
 
         let file = tempfile::tempfile().expect("file");
-        assert!(err(file.as_raw_fd()).contains("not a socket"), "{}", err(file.as_raw_fd()));
+        assert!(
+            err(file.as_raw_fd()).contains("not a socket"),
+            "{}",
+            err(file.as_raw_fd())
+        );
 
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
         assert!(err(udp.as_raw_fd()).contains("not a stream"));
