@@ -8,7 +8,7 @@ ADMIN_ADDR ?= 127.0.0.1:8080
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load load-instructions
 
 all: build
 
@@ -68,6 +68,10 @@ check:
 # Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
 load:
 	scripts/load.sh
+
+# The same traffic under callgrind: instructions per request, independent of the machine's load.
+load-instructions:
+	scripts/instructions.sh
 
 # Regenerate the committed policy JSON Schema and rule reference (tests fail when stale).
 .PHONY: schema docs

@@ -182,6 +182,10 @@ fn served_cert(r: &reqwest::Response) -> Vec<u8> {
 
 /// A raw TLS connection (HTTP/1.1 by ALPN) for clients that misbehave on purpose.
 async fn raw_tls(addr: SocketAddr, ca_pem: &str) -> TlsStream<TcpStream> {
+    raw_tls_alpn(addr, ca_pem, b"http/1.1").await
+}
+
+async fn raw_tls_alpn(addr: SocketAddr, ca_pem: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -193,7 +197,7 @@ async fn raw_tls(addr: SocketAddr, ca_pem: &str) -> TlsStream<TcpStream> {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
@@ -500,6 +504,33 @@ async fn limits_answer_with_precise_statuses() {
         closed_within(&mut slow, Duration::from_secs(3)).await,
         "slow header client kept its connection"
     );
+    // Over HTTP/2 as well (hyper has no header timeout there): a client that opens a stream
+    // with a HEADERS frame whose CONTINUATION never comes, and one that sends nothing after
+    // its preface, are both closed.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // Length 1, type HEADERS, no flags (no END_HEADERS), stream 1; HPACK 0x83 = :method POST.
+    const HALF_HEADERS: [u8; 10] = [0, 0, 1, 1, 0, 0, 0, 0, 1, 0x83];
+    for frames in [
+        &[PREFACE, &EMPTY_SETTINGS, &HALF_HEADERS][..],
+        &[PREFACE, &EMPTY_SETTINGS],
+    ] {
+        let mut h2 = raw_tls_alpn(s.addr, &s.ca_pems[0], b"h2").await;
+        assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        for frame in frames {
+            h2.write_all(frame).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        assert!(
+            closed_within(&mut h2, Duration::from_secs(3)).await,
+            "an HTTP/2 client without a complete request kept its connection ({} frames)",
+            frames.len()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "closed too early"
+        );
+    }
     // A client that never starts its TLS handshake is cut off too.
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
     assert!(
@@ -1020,4 +1051,98 @@ async fn answers_after_the_shutdown_signal_close_their_http1_connection() {
         "closed by the drain, not the answer"
     );
     s.stop().await;
+}
+
+/// The real binary with a policy file: /readyz and /metrics follow the active policy, a
+/// good reload and a bad one (which keeps the previous policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reloads_show_in_readyz_and_metrics() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle();
+    certs::write(dir.path(), &b).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    let first = "mode: warn\n";
+    std::fs::write(&policy, first).unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .arg("serve")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--admin-addr")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--tls-cert")
+        .arg(dir.path().join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.path().join(certs::KEY_FILE))
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--policy-poll-interval", "100ms"])
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let sha = |text: &str| -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    // Waits until /readyz and /metrics both show what `want` asks for.
+    let wait_for = |what: &'static str, want: Box<dyn Fn(&str, &str) -> bool + Send>| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = admin_get(admin, "/readyz").await;
+            let metrics = admin_get(admin, "/metrics").await;
+            if let (Ok((_, ready)), Ok((200, metrics))) = (&ready, &metrics) {
+                if want(ready, metrics) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what}: {ready:?} {metrics:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    let hash1 = sha(first);
+    let h = hash1.clone();
+    wait_for(
+        "the first policy",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h}"))
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h}\"}} 1"))
+                && metrics.contains("hookguard_policy_reloads_total{result=\"success\"} 1")
+        }),
+    )
+    .await;
+
+    let second = "mode: audit\n";
+    std::fs::write(&policy, second).unwrap();
+    let hash2 = sha(second);
+    let (h1, h2) = (hash1.clone(), hash2.clone());
+    wait_for(
+        "the reloaded policy",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h2}"))
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h2}\"}} 1"))
+                && !metrics.contains(&h1)
+                && metrics.contains("hookguard_policy_reloads_total{result=\"success\"} 2")
+        }),
+    )
+    .await;
+
+    std::fs::write(&policy, "mode: [not, a, mode]\n").unwrap();
+    let h2 = hash2.clone();
+    wait_for(
+        "the failed reload",
+        Box::new(move |ready, metrics| {
+            ready.contains(&format!("sha256:{h2}"))
+                && ready.contains("last reload failed, previous policy kept")
+                && metrics.contains(&format!("hookguard_policy_active{{hash=\"{h2}\"}} 1"))
+                && metrics.contains("hookguard_policy_reloads_total{result=\"error\"} 1")
+        }),
+    )
+    .await;
 }

@@ -69,7 +69,8 @@ pub struct ServeArgs {
     /// Most admission requests handled at once; more are answered 503 at once.
     #[arg(long, env = "HOOKGUARD_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT)]
     pub max_concurrent_requests: usize,
-    /// How long an HTTP/1.1 client may take to send request headers (also the h1 idle timeout).
+    /// How long a client may take to send request headers, and how long a connection may go
+    /// without a request (HTTP/1.1 and HTTP/2) before it is closed.
     #[arg(long, env = "HOOKGUARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
     /// How long a client may take to finish the TLS handshake.

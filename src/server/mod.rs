@@ -21,8 +21,6 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use limits::{Arrival, LimitState};
 use metrics::{AdmissionMetrics, RejectReason};
 use rustls::ServerConfig;
@@ -212,8 +210,11 @@ impl std::fmt::Display for WouldDeny<'_> {
 pub struct ConnectionLimits {
     /// How long a client may take to finish the TLS handshake.
     pub handshake_timeout: Duration,
-    /// How long an HTTP/1.1 client may take to send a request's headers. hyper also counts
-    /// the idle time between keep-alive requests, so this is the h1 idle timeout as well.
+    /// How long a client may take to send a request's headers, and how long a connection may
+    /// sit without a request. HTTP/1.1: hyper's header read timeout (which also counts the
+    /// idle time between keep-alive requests). HTTP/2, where hyper has no such timeout: a
+    /// connection with no request in flight for this long is closed with a GOAWAY, so a
+    /// client that opens a stream and dribbles its headers (or sends nothing) cannot hold it.
     pub header_read_timeout: Duration,
 }
 
@@ -239,7 +240,9 @@ pub async fn serve(
     drain_timeout: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: `true` tells it to close gracefully, and the
+    // sender's `closed()` resolves once all of them have ended (the drain).
+    let (closing, _) = tokio::sync::watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -251,7 +254,6 @@ pub async fn serve(
         // Find dead peers (a vanished apiserver) instead of holding their connections.
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));
-    let handshake_timeout = limits.handshake_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -267,33 +269,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        // Taken before the handshake, so a connection that finishes its handshake after
+        // Subscribed before the handshake, so a connection that finishes its handshake after
         // shutdown began is still told to close.
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        let closing = closing.subscribe();
+        let connection = Connection {
+            acceptor: acceptor.clone(),
+            builder: builder.clone(),
+            app: app.clone(),
+            limits,
+        };
+        tokio::spawn(connection.serve(stream, peer, closing));
     }
     drop(listener);
+    let _ = closing.send(true);
     tracing::info!("stopped accepting; draining connections");
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    if tokio::time::timeout(drain_timeout, closing.closed())
         .await
         .is_err()
     {
@@ -303,5 +293,151 @@ pub async fn serve(
         );
     } else {
         tracing::info!("all connections closed");
+    }
+}
+
+/// One accepted TCP connection: TLS handshake, then HTTP/1.1 or HTTP/2 until the peer
+/// leaves, the connection idles out, or the server drains.
+struct Connection {
+    acceptor: TlsAcceptor,
+    builder: auto::Builder<TokioExecutor>,
+    app: Router,
+    limits: ConnectionLimits,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        mut closing: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let handshake = self.acceptor.accept(stream);
+        let tls = match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let activity = Activity::default();
+        let service = {
+            let activity = activity.clone();
+            let app = self.app;
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = activity.start();
+                let response =
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new));
+                async move {
+                    let response = response.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        let idle_limit = self.limits.header_read_timeout;
+        let mut shutting_down = false;
+        // Set when the connection is closed for idling: an HTTP/2 client holding a half-sent
+        // stream would keep it open past the GOAWAY, so it is dropped after one more period.
+        let mut hard_stop: Option<tokio::time::Instant> = None;
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let result = loop {
+            let idle_deadline = activity.idle_deadline(idle_limit);
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                changed = closing.changed(), if !shutting_down => {
+                    // A dropped sender means the server is gone: close as well.
+                    let _ = changed;
+                    conn.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
+                () = tokio::time::sleep_until(idle_deadline), if !shutting_down => {
+                    if activity.idle_for() >= idle_limit {
+                        tracing::debug!(%peer, ?idle_limit, "closing a connection without requests");
+                        conn.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                        hard_stop = Some(tokio::time::Instant::now() + idle_limit);
+                    }
+                }
+                () = tokio::time::sleep_until(hard_stop.unwrap_or_else(far)), if hard_stop.is_some() => {
+                    tracing::debug!(%peer, "dropping an idle connection that did not close");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+#[derive(Clone, Default)]
+struct Activity(Arc<std::sync::Mutex<ActivityState>>);
+
+struct ActivityState {
+    in_flight: usize,
+    idle_since: tokio::time::Instant,
+}
+
+impl Default for ActivityState {
+    fn default() -> Self {
+        Self {
+            in_flight: 0,
+            idle_since: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Activity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self) -> Busy {
+        self.lock().in_flight += 1;
+        Busy(self.clone())
+    }
+
+    /// How long the connection has had no request in flight (zero while one is).
+    fn idle_for(&self) -> Duration {
+        let state = self.lock();
+        if state.in_flight > 0 {
+            Duration::ZERO
+        } else {
+            state.idle_since.elapsed()
+        }
+    }
+
+    /// When the connection will have idled `limit` if nothing happens meanwhile.
+    fn idle_deadline(&self, limit: Duration) -> tokio::time::Instant {
+        let state = self.lock();
+        let from = if state.in_flight > 0 {
+            tokio::time::Instant::now()
+        } else {
+            state.idle_since
+        };
+        from + limit
+    }
+}
+
+/// A request in flight; its end restarts the idle clock.
+struct Busy(Activity);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.idle_since = tokio::time::Instant::now();
+        }
     }
 }
