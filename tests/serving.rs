@@ -1008,6 +1008,51 @@ async fn sigterm_drains_requests_in_flight_and_closes_idle_connections() {
     drop(h2);
 }
 
+/// From the shutdown signal on, HTTP/1.1 answers carry `Connection: close` and the server
+/// closes the connection right after them (well before the shutdown delay ends), so a client
+/// never sends on a keep-alive connection the drain is about to close (the apiserver reports
+/// a request caught that way as `EOF`, a failed admission; tests/faults/webhook.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_after_the_shutdown_signal_close_their_http1_connection() {
+    let mut s = TestServer::start(|st, _| st.shutdown_delay = Duration::from_secs(3)).await;
+    let body = fixture(2);
+    let mut c = raw_tls(s.addr, &s.ca_pems[0]).await;
+    c.write_all(request_head("/validate", body.len()).as_bytes())
+        .await
+        .unwrap();
+    c.write_all(&body).await.unwrap();
+    assert_eq!(read_response(&mut c).await.0, 200);
+
+    let _ = s.stop.take().expect("running").send(());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(admin_get(s.admin, "/readyz").await, Ok((200, _))) {
+        assert!(Instant::now() < deadline, "readiness never went false");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    c.write_all(request_head("/validate", body.len()).as_bytes())
+        .await
+        .unwrap();
+    c.write_all(&body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), c.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!("the connection stayed open after its answer"),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "closed by the drain, not the answer"
+    );
+    s.stop().await;
+}
+
 /// The real binary with a policy file: /readyz and /metrics follow the active policy, a
 /// good reload and a bad one (which keeps the previous policy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,11 +13,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod listen_fd;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HOOKGUARD_ADDR", default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
+    /// Serve on this inherited listening TCP socket (a file descriptor number) instead of
+    /// binding --addr: systemd socket activation (3), or a zero-downtime restart where the
+    /// next process takes over the same socket before the old one drains.
+    #[arg(long, env = "HOOKGUARD_LISTEN_FD")]
+    pub listen_fd: Option<i32>,
     /// PEM certificate chain for TLS.
     #[arg(long, env = "HOOKGUARD_TLS_CERT")]
     pub tls_cert: PathBuf,
@@ -127,9 +134,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let args = Arc::new(args);
     // A bad policy file stops the start, before anything listens.
     let store = super::policy::start_store(args.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listener = match args.listen_fd {
+        Some(fd) => tokio::net::TcpListener::from_std(listen_fd::take(fd)?)
+            .with_context(|| format!("cannot serve on --listen-fd {fd}"))?,
+        None => tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?,
+    };
     let admin = tokio::net::TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("cannot listen on --admin-addr {}", args.admin_addr))?;

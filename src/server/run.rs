@@ -10,6 +10,7 @@ use crate::policy::PolicyStore;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -141,7 +142,10 @@ pub async fn run(
             metrics.admission.clone(),
             settings.max_concurrent,
         );
-        let app = router(state, settings.max_body_bytes);
+        let draining = Arc::new(AtomicBool::new(false));
+        let app = router(state, settings.max_body_bytes).layer(
+            axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
+        );
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             client_auth = settings.client_ca.is_some(),
@@ -152,6 +156,7 @@ pub async fn run(
         let readiness_off = readiness.clone();
         let stop_accepting = async move {
             shutdown.await;
+            draining.store(true, Ordering::SeqCst);
             readiness_off.shutting_down();
             tracing::info!(
                 ?delay,
@@ -181,4 +186,27 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "admin server task ended abnormally"),
     }
     result
+}
+
+/// From the shutdown signal on, HTTP/1.1 answers carry `Connection: close`, so each
+/// keep-alive connection is closed by its own next response, which the client reads before it
+/// could reuse the connection. Closing an idle HTTP/1.1 connection from the server side races
+/// with a client that is just sending on it: the apiserver then reports `EOF` for that
+/// admission request and, with `failurePolicy: Fail`, the user's request fails (Go does not
+/// retry a POST). Only connections left idle for the whole `--shutdown-delay` are still
+/// closed by the drain. HTTP/2 has no such header (GOAWAY does it, and clients retry safely).
+async fn close_when_draining(
+    axum::extract::State(draining): axum::extract::State<Arc<AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() < axum::http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http1 && draining.load(Ordering::SeqCst) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

@@ -7,11 +7,15 @@
 #   control-plane.sh up DIR                  start the control plane, all state under DIR
 #   control-plane.sh down [--clean] DIR      stop it (by the PIDs in DIR/pids); --clean removes DIR
 #   control-plane.sh run DIR -- CMD...       up, run CMD with DIR/env exported, down always
+#   control-plane.sh restart-apiserver DIR [TERM|KILL]
+#                                            stop kube-apiserver with that signal (default TERM)
+#                                            and start it again on the same port and etcd
 #
 # Environment:
 #   HOOKGUARD_CACHE            cache root (default: $HOME/.cache/hookguard)
 #   HOOKGUARD_DEBIAN_MIRROR    Debian mirror (default: http://deb.debian.org)
 #   HOOKGUARD_CP_READY_TIMEOUT seconds to wait for /readyz (default: 60)
+#   HOOKGUARD_CP_STOP_GRACE    `restart-apiserver` only: seconds from SIGTERM to SIGKILL (default 30)
 #   HOOKGUARD_CP_WATCH_PID     `up` only: PID whose death stops the servers (default: the
 #                              caller, $PPID; 0 = no watchdog, servers run until `down`)
 #
@@ -599,6 +603,23 @@ cmd_watchdog() { # internal: dir watch-pid
   stop_servers "$dir"
 }
 
+start_apiserver() { # dir api-port etcd-url; the same command line for `up` and `restart-apiserver`
+  local dir=$1 api_port=$2 etcd_url=$3 pki=$1/pki
+  start_bg kube-apiserver "$dir/logs/kube-apiserver.log" "$dir" "$BIN_DIR/kube-apiserver" \
+    --bind-address=127.0.0.1 --secure-port="$api_port" --advertise-address=127.0.0.1 --insecure-port=0 \
+    --etcd-servers="$etcd_url" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
+    --service-account-signing-key-file="$pki/sa.key" --api-audiences=https://kubernetes.default.svc \
+    --authorization-mode=RBAC --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none --allow-privileged=true \
+    --cert-dir="$pki"
+}
+
 CURL_AUTH=()
 LAST_PID=
 cmd_up() { # dir watch-pid
@@ -660,19 +681,7 @@ cmd_up() { # dir watch-pid
   wait_for_url etcd "$etcd_url/health" 30 "$etcd_pid" "$dir/logs/etcd.log" '*"health":"true"*'
 
   step 'up: start kube-apiserver'
-  start_bg kube-apiserver "$dir/logs/kube-apiserver.log" "$dir" "$BIN_DIR/kube-apiserver" \
-    --bind-address=127.0.0.1 --secure-port="$api_port" --advertise-address=127.0.0.1 --insecure-port=0 \
-    --etcd-servers="$etcd_url" \
-    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" \
-    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
-    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
-    --requestheader-extra-headers-prefix=X-Remote-Extra- \
-    --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" --api-audiences=https://kubernetes.default.svc \
-    --authorization-mode=RBAC --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
-    --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none --allow-privileged=true \
-    --cert-dir="$pki"
+  start_apiserver "$dir" "$api_port" "$etcd_url"
   local api_pid=$LAST_PID
 
   step 'up: wait for kube-apiserver /readyz'
@@ -742,6 +751,66 @@ cmd_down() {
   fi
 }
 
+port_of() { # dir name: a port from DIR/ports
+  local line
+  while IFS= read -r line; do
+    [[ $line == "$2="* ]] && { echo "${line#*=}"; return 0; }
+  done <"$1/ports"
+  return 1
+}
+
+# Stops the kube-apiserver of a running control plane (SIGTERM: graceful, or SIGKILL) and
+# starts it again with the same command line, port, etcd and PKI; waits for /readyz. The
+# fault tests use it to take the apiserver away under load (tests/e2e_faults.rs).
+cmd_restart_apiserver() {
+  local dir=${1:-} sig=${2:-TERM}
+  [[ -n $dir && ($sig == TERM || $sig == KILL) ]] || usage
+  step "restart-apiserver: find kube-apiserver of $dir"
+  [[ -f $dir/pids && -f $dir/ports ]] || die "no running control plane in $dir"
+  dir=$(canonical_dir "$dir")
+  local pid old='' p cmdline
+  while IFS= read -r p; do
+    if ! [[ $p =~ ^[0-9]+$ ]] || ! ours "$p" "$dir"; then continue; fi
+    cmdline=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    [[ $cmdline == "$BIN_DIR/kube-apiserver "* ]] && old=$p
+  done <"$dir/pids"
+  [[ -n $old ]] || die "no kube-apiserver of $dir is running"
+  local api_port etcd_port t0
+  api_port=$(port_of "$dir" apiserver) || die "no apiserver port in $dir/ports"
+  etcd_port=$(port_of "$dir" etcd_client) || die "no etcd port in $dir/ports"
+  t0=$(now_ms)
+  step "restart-apiserver: SIG$sig to PID $old"
+  kill "-$sig" "$old"
+  # Like the kubelet: SIGTERM, then SIGKILL after the grace period (kube-apiserver 1.20 waits
+  # up to 60 s for open watches after SIGTERM).
+  local grace=${HOOKGUARD_CP_STOP_GRACE:-30} how=SIG$sig
+  local deadline=$((SECONDS + grace))
+  while alive "$old"; do
+    if ((SECONDS >= deadline)) && [[ $how == SIG$sig ]]; then
+      kill -KILL "$old" 2>/dev/null || true
+      how="SIG$sig+SIGKILL after ${grace}s"
+    fi
+    sleep 0.1
+  done
+  local t_down
+  t_down=$(now_ms)
+  # The old PID leaves the list, the new one joins it (`down` and the watchdog read it).
+  local rest
+  rest=$(grep -vx "$old" "$dir/pids" || true)
+  printf '%s\n' "$rest" | grep -E '^[0-9]+$' >"$dir/pids.tmp" || true
+  mv -f "$dir/pids.tmp" "$dir/pids"
+  step 'restart-apiserver: start kube-apiserver'
+  start_apiserver "$dir" "$api_port" "http://127.0.0.1:$etcd_port"
+  pid=$LAST_PID
+  local token
+  token=$(cut -d, -f1 <"$dir/pki/tokens.csv" | head -n 1)
+  CURL_AUTH=(--cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $token")
+  wait_for_url kube-apiserver "https://127.0.0.1:$api_port/readyz" "${HOOKGUARD_CP_READY_TIMEOUT:-60}" "$pid" \
+    "$dir/logs/kube-apiserver.log" ok
+  say "restart-apiserver: PID $old stopped by $how in $(fmt_secs $((t_down - t0))), PID $pid ready after $(fmt_secs $(($(now_ms) - t_down)))"
+  echo "$pid"
+}
+
 cmd_run() {
   if (($# < 3)) || [[ $2 != -- ]]; then usage; fi
   local dir=$1
@@ -780,6 +849,7 @@ main() {
       ;;
     down) cmd_down "$@" ;;
     run) cmd_run "$@" ;;
+    restart-apiserver) cmd_restart_apiserver "$@" ;;
     __watchdog) cmd_watchdog "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
