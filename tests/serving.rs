@@ -432,6 +432,7 @@ async fn limits_answer_with_precise_statuses() {
         st.max_concurrent = 1;
         st.connection.header_read_timeout = Duration::from_millis(300);
         st.connection.handshake_timeout = Duration::from_millis(300);
+        st.connection.idle_timeout = Duration::from_millis(1500);
     })
     .await;
     let c = s.client();
@@ -504,6 +505,36 @@ async fn limits_answer_with_precise_statuses() {
         closed_within(&mut slow, Duration::from_secs(3)).await,
         "slow header client kept its connection"
     );
+    // An idle HTTP/1.1 keep-alive connection is not a slow client: it outlives the header
+    // timeout (closing it early races with the client's next request) and is closed only
+    // after the idle timeout.
+    let mut idle = raw_tls(s.addr, &s.ca_pems[0]).await;
+    let body = fixture(2);
+    idle.write_all(request_head("/validate", body.len()).as_bytes())
+        .await
+        .unwrap();
+    idle.write_all(&body).await.unwrap();
+    assert_eq!(read_response(&mut idle).await.0, 200);
+    assert!(
+        !closed_within(&mut idle, Duration::from_millis(1000)).await,
+        "an idle keep-alive connection was closed by the header timeout"
+    );
+    idle.write_all(request_head("/validate", body.len()).as_bytes())
+        .await
+        .unwrap();
+    idle.write_all(&body).await.unwrap();
+    assert_eq!(read_response(&mut idle).await.0, 200, "reused after idling");
+    let idled = std::time::Instant::now();
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(4)).await,
+        "an idle keep-alive connection outlived the idle timeout"
+    );
+    assert!(
+        idled.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        idled.elapsed()
+    );
+
     // Over HTTP/2 as well (hyper has no header timeout there): a client that opens a stream
     // with a HEADERS frame whose CONTINUATION never comes, and one that sends nothing after
     // its preface, are both closed.
@@ -1053,6 +1084,9 @@ async fn answers_after_the_shutdown_signal_close_their_http1_connection() {
     s.stop().await;
 }
 
+/// A check of the /readyz and /metrics texts.
+type ReadyAndMetrics = dyn Fn(&str, &str) -> bool + Send;
+
 /// The real binary with a policy file: /readyz and /metrics follow the active policy, a
 /// good reload and a bad one (which keeps the previous policy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1088,7 +1122,7 @@ async fn policy_reloads_show_in_readyz_and_metrics() {
         digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     };
     // Waits until /readyz and /metrics both show what `want` asks for.
-    let wait_for = |what: &'static str, want: Box<dyn Fn(&str, &str) -> bool + Send>| async move {
+    let wait_for = |what: &'static str, want: Box<ReadyAndMetrics>| async move {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let ready = admin_get(admin, "/readyz").await;

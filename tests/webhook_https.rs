@@ -40,6 +40,7 @@ impl Webhook {
                 tls,
                 app,
                 server::ConnectionLimits::default(),
+                server::Draining::default(),
                 async {
                     let _ = stopped.await;
                 },

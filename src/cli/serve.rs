@@ -69,10 +69,14 @@ pub struct ServeArgs {
     /// Most admission requests handled at once; more are answered 503 at once.
     #[arg(long, env = "HOOKGUARD_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT)]
     pub max_concurrent_requests: usize,
-    /// How long a client may take to send request headers, and how long a connection may go
-    /// without a request (HTTP/1.1 and HTTP/2) before it is closed.
+    /// How long a client may take to send a request's headers once it has started (HTTP/1.1),
+    /// and how long an HTTP/2 connection may go without a request before it gets a GOAWAY.
     #[arg(long, env = "HOOKGUARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// How long an HTTP/1.1 keep-alive connection may sit idle before it is closed; keep it
+    /// above the apiserver's own idle timeout (Go: 90s) so the apiserver closes first.
+    #[arg(long, env = "HOOKGUARD_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// How long a client may take to finish the TLS handshake.
     #[arg(long, env = "HOOKGUARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -122,6 +126,7 @@ impl ServeArgs {
             connection: ConnectionLimits {
                 handshake_timeout: self.handshake_timeout,
                 header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
             },
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,

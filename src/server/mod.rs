@@ -212,12 +212,16 @@ impl std::fmt::Display for WouldDeny<'_> {
 pub struct ConnectionLimits {
     /// How long a client may take to finish the TLS handshake.
     pub handshake_timeout: Duration,
-    /// How long a client may take to send a request's headers, and how long a connection may
-    /// sit without a request. HTTP/1.1: hyper's header read timeout (which also counts the
-    /// idle time between keep-alive requests). HTTP/2, where hyper has no such timeout: a
-    /// connection with no request in flight for this long is closed with a GOAWAY, so a
-    /// client that opens a stream and dribbles its headers (or sends nothing) cannot hold it.
+    /// How long a client may take to send a request's headers once it has started one
+    /// (HTTP/1.1), and how long an HTTP/2 connection may go without a request in flight before
+    /// it gets a GOAWAY: a client that dribbles its headers, or opens a stream and never
+    /// finishes it, cannot hold a connection.
     pub header_read_timeout: Duration,
+    /// How long an HTTP/1.1 keep-alive connection may sit idle (nothing sent since its last
+    /// answer). Longer than Go's 90 s idle-connection timeout on purpose: the apiserver then
+    /// always closes first, because closing from this side races with a request it is just
+    /// sending on the connection, which it reports as an `EOF` (a failed admission).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -225,7 +229,26 @@ impl Default for ConnectionLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+/// Set when shutdown is requested, before the server stops accepting: from then on HTTP/1.1
+/// answers carry `Connection: close`, so each keep-alive connection is closed by its own next
+/// answer, which the client reads before it could reuse the connection. (Closing an idle
+/// HTTP/1.1 connection from this side races with a request being sent on it; HTTP/2 has
+/// GOAWAY, which clients handle safely.)
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<std::sync::atomic::AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn started(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -238,6 +261,7 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     app: Router,
     limits: ConnectionLimits,
+    draining: Draining,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
@@ -245,11 +269,10 @@ pub async fn serve(
     // Every connection task holds a receiver: `true` tells it to close gracefully, and the
     // sender's `closed()` resolves once all of them have ended (the drain).
     let (closing, _) = tokio::sync::watch::channel(false);
+    // No hyper header-read timeout for HTTP/1.1: it also runs while a keep-alive connection
+    // idles, so it would close idle connections after a few seconds (see `idle_timeout`).
+    // `Connection::serve` times headers and idling apart.
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -279,6 +302,7 @@ pub async fn serve(
             builder: builder.clone(),
             app: app.clone(),
             limits,
+            draining: draining.clone(),
         };
         tokio::spawn(connection.serve(stream, peer, closing));
     }
@@ -305,6 +329,7 @@ struct Connection {
     builder: auto::Builder<TokioExecutor>,
     app: Router,
     limits: ConnectionLimits,
+    draining: Draining,
 }
 
 impl Connection {
@@ -326,33 +351,51 @@ impl Connection {
                 return;
             }
         };
+        let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let activity = Activity::default();
         let service = {
             let activity = activity.clone();
+            let draining = self.draining;
             let app = self.app;
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let busy = activity.start();
+                let http1 = req.version() < axum::http::Version::HTTP_2;
                 let response =
                     tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new));
+                let draining = draining.clone();
                 async move {
-                    let response = response.await;
+                    let mut response = response.await;
                     drop(busy);
+                    if let (true, Ok(response)) = (http1 && draining.started(), &mut response) {
+                        response.headers_mut().insert(
+                            header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
                     response
                 }
             })
         };
+        let io = Watched {
+            inner: tls,
+            activity: activity.clone(),
+        };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(tls), service);
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let idle_limit = self.limits.header_read_timeout;
+        let limits = self.limits;
+        // Looked at again at least this often, so a request that starts while the timer is
+        // set for a later deadline is timed within two header timeouts.
+        let recheck = limits.header_read_timeout;
         let mut shutting_down = false;
         // Set when the connection is closed for idling: an HTTP/2 client holding a half-sent
         // stream would keep it open past the GOAWAY, so it is dropped after one more period.
         let mut hard_stop: Option<tokio::time::Instant> = None;
         let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
         let result = loop {
-            let idle_deadline = activity.idle_deadline(idle_limit);
+            let now = tokio::time::Instant::now();
+            let due = activity.next_due(http2, &limits).min(now + recheck);
             tokio::select! {
                 result = conn.as_mut() => break result,
                 changed = closing.changed(), if !shutting_down => {
@@ -361,12 +404,19 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
-                () = tokio::time::sleep_until(idle_deadline), if !shutting_down => {
-                    if activity.idle_for() >= idle_limit {
-                        tracing::debug!(%peer, ?idle_limit, "closing a connection without requests");
-                        conn.as_mut().graceful_shutdown();
-                        shutting_down = true;
-                        hard_stop = Some(tokio::time::Instant::now() + idle_limit);
+                () = tokio::time::sleep_until(due), if !shutting_down => {
+                    match activity.overdue(http2, &limits) {
+                        None => {}
+                        Some(Overdue::Headers) => {
+                            tracing::debug!(%peer, "request headers did not arrive in time; closing");
+                            return;
+                        }
+                        Some(Overdue::Idle) => {
+                            tracing::debug!(%peer, "closing an idle connection");
+                            conn.as_mut().graceful_shutdown();
+                            shutting_down = true;
+                            hard_stop = Some(tokio::time::Instant::now() + limits.header_read_timeout);
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(hard_stop.unwrap_or_else(far)), if hard_stop.is_some() => {
@@ -381,13 +431,83 @@ impl Connection {
     }
 }
 
-/// Requests in flight on one connection, and when the last one ended.
+/// The decrypted stream, telling `Activity` when request bytes arrive.
+struct Watched<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Which connection limit ran out.
+#[derive(Debug, PartialEq, Eq)]
+enum Overdue {
+    /// A request was started and its headers did not follow in time (HTTP/1.1).
+    Headers,
+    /// No request for the idle timeout (HTTP/1.1) or the header timeout (HTTP/2).
+    Idle,
+}
+
+/// Requests in flight on one connection, when the last one ended, and whether bytes of a
+/// next request have arrived since.
 #[derive(Clone, Default)]
 struct Activity(Arc<std::sync::Mutex<ActivityState>>);
 
 struct ActivityState {
     in_flight: usize,
     idle_since: tokio::time::Instant,
+    /// When the first byte arrived with no request in flight (an HTTP/1.1 request head on its
+    /// way); cleared when the request reaches the handler.
+    started_at: Option<tokio::time::Instant>,
 }
 
 impl Default for ActivityState {
@@ -395,6 +515,7 @@ impl Default for ActivityState {
         Self {
             in_flight: 0,
             idle_since: tokio::time::Instant::now(),
+            started_at: None,
         }
     }
 }
@@ -405,29 +526,45 @@ impl Activity {
     }
 
     fn start(&self) -> Busy {
-        self.lock().in_flight += 1;
+        let mut state = self.lock();
+        state.in_flight += 1;
+        state.started_at = None;
         Busy(self.clone())
     }
 
-    /// How long the connection has had no request in flight (zero while one is).
-    fn idle_for(&self) -> Duration {
-        let state = self.lock();
-        if state.in_flight > 0 {
-            Duration::ZERO
-        } else {
-            state.idle_since.elapsed()
+    fn bytes_arrived(&self) {
+        let mut state = self.lock();
+        if state.in_flight == 0 && state.started_at.is_none() {
+            state.started_at = Some(tokio::time::Instant::now());
         }
     }
 
-    /// When the connection will have idled `limit` if nothing happens meanwhile.
-    fn idle_deadline(&self, limit: Duration) -> tokio::time::Instant {
+    /// When the next limit runs out if nothing happens meanwhile (a request in flight has its
+    /// own deadline: then the answer is "not soon").
+    fn next_due(&self, http2: bool, limits: &ConnectionLimits) -> tokio::time::Instant {
         let state = self.lock();
-        let from = if state.in_flight > 0 {
-            tokio::time::Instant::now()
-        } else {
-            state.idle_since
-        };
-        from + limit
+        let now = tokio::time::Instant::now();
+        match (state.in_flight, state.started_at) {
+            (0, _) if http2 => state.idle_since + limits.header_read_timeout,
+            (0, Some(started)) => started + limits.header_read_timeout,
+            (0, None) => state.idle_since + limits.idle_timeout,
+            _ => now + limits.idle_timeout.max(limits.header_read_timeout),
+        }
+    }
+
+    fn overdue(&self, http2: bool, limits: &ConnectionLimits) -> Option<Overdue> {
+        let state = self.lock();
+        if state.in_flight > 0 {
+            return None;
+        }
+        let idle = state.idle_since.elapsed();
+        match state.started_at {
+            _ if http2 => (idle >= limits.header_read_timeout).then_some(Overdue::Idle),
+            Some(started) => {
+                (started.elapsed() >= limits.header_read_timeout).then_some(Overdue::Headers)
+            }
+            None => (idle >= limits.idle_timeout).then_some(Overdue::Idle),
+        }
     }
 }
 

@@ -4,13 +4,12 @@
 use super::metrics::{self, Metrics};
 use super::readiness::{Condition, Readiness};
 use super::tls::{self, ReloadingCert, TlsError};
-use super::{admin, router, serve, AppState, ConnectionLimits};
+use super::{admin, router, serve, AppState, ConnectionLimits, Draining};
 use crate::admission::AdmissionConfig;
 use crate::policy::PolicyStore;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -142,10 +141,8 @@ pub async fn run(
             metrics.admission.clone(),
             settings.max_concurrent,
         );
-        let draining = Arc::new(AtomicBool::new(false));
-        let app = router(state, settings.max_body_bytes).layer(
-            axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
-        );
+        let draining = Draining::default();
+        let app = router(state, settings.max_body_bytes);
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             client_auth = settings.client_ca.is_some(),
@@ -154,9 +151,10 @@ pub async fn run(
         let delay = settings.shutdown_delay.min(settings.shutdown_timeout);
         let drain = settings.shutdown_timeout.saturating_sub(delay);
         let readiness_off = readiness.clone();
+        let stop_keep_alive = draining.clone();
         let stop_accepting = async move {
             shutdown.await;
-            draining.store(true, Ordering::SeqCst);
+            stop_keep_alive.start();
             readiness_off.shutting_down();
             tracing::info!(
                 ?delay,
@@ -170,6 +168,7 @@ pub async fn run(
             config,
             app,
             settings.connection,
+            draining,
             stop_accepting,
             drain,
         )
@@ -186,27 +185,4 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "admin server task ended abnormally"),
     }
     result
-}
-
-/// From the shutdown signal on, HTTP/1.1 answers carry `Connection: close`, so each
-/// keep-alive connection is closed by its own next response, which the client reads before it
-/// could reuse the connection. Closing an idle HTTP/1.1 connection from the server side races
-/// with a client that is just sending on it: the apiserver then reports `EOF` for that
-/// admission request and, with `failurePolicy: Fail`, the user's request fails (Go does not
-/// retry a POST). Only connections left idle for the whole `--shutdown-delay` are still
-/// closed by the drain. HTTP/2 has no such header (GOAWAY does it, and clients retry safely).
-async fn close_when_draining(
-    axum::extract::State(draining): axum::extract::State<Arc<AtomicBool>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let http1 = request.version() < axum::http::Version::HTTP_2;
-    let mut response = next.run(request).await;
-    if http1 && draining.load(Ordering::SeqCst) {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }
