@@ -8,6 +8,10 @@
 //! local fuzz runs added) and in fuzz/artifacts/<target>/, plus the large generated inputs of
 //! `hookguard_fuzz::gen`. Each input runs once to warm up, then `RUNS` times; its time is the
 //! median. Exit status 1 if any input of under 64 KiB takes longer than the limit.
+//!
+//! Inputs run on a thread with a 2 MiB stack, the size of the tokio worker threads the
+//! webhook answers on (deep nesting must not overflow it). `--verbose` names each input
+//! before running it (a stack overflow aborts the process without saying which).
 
 use hookguard_fuzz::gen::{large_inputs, MAX_LEN};
 use hookguard_fuzz::TARGETS;
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let mut limit = Duration::from_millis(10);
     let mut top = 3;
     let mut wanted = Vec::new();
+    let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -38,18 +43,33 @@ fn main() -> ExitCode {
                 Some(n) => top = n,
                 None => return usage("--top needs a number"),
             },
+            "--verbose" => verbose = true,
             name if TARGETS.iter().any(|(t, _)| *t == name) => wanted.push(name.to_owned()),
             other => return usage(&format!("unknown argument {other}")),
         }
     }
+    let worker = std::thread::Builder::new()
+        .name("replay".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || replay(&wanted, limit, top, verbose));
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// tokio's default worker thread stack.
+const WORKER_STACK: usize = 2 << 20;
+
+fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut over = 0;
     println!(
         "{:<12} {:>7} {:>10} {:>10} {:>10}  slowest inputs (median of {RUNS} runs)",
         "target", "inputs", "bytes", "total ms", "max ms"
     );
-    for (target, run) in TARGETS {
-        if !wanted.is_empty() && !wanted.iter().any(|w| w == target) {
+    for &(target, run) in TARGETS {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w.as_str() == target) {
             continue;
         }
         let mut inputs = Vec::new();
@@ -77,12 +97,15 @@ fn main() -> ExitCode {
         let mut total = Duration::ZERO;
         let mut bytes = 0;
         for (name, input) in &inputs {
+            if verbose {
+                eprintln!("{target}: {name} ({} bytes)", input.len());
+            }
             let outcome = std::panic::catch_unwind(|| {
-                run(input);
+                run(input.as_slice());
                 let mut times: Vec<Duration> = (0..RUNS)
                     .map(|_| {
                         let start = Instant::now();
-                        run(input);
+                        run(input.as_slice());
                         start.elapsed()
                     })
                     .collect();

@@ -112,13 +112,13 @@ fn review() -> Vec<(String, Vec<u8>)> {
             "argocd.argoproj.io/sync-wave": format!("-{}", fill("0", BUDGET))}))),
     );
     let mut many = Map::new();
-    for i in 0..1500 {
+    for i in 0..1300 {
         many.insert(format!("Argocd.Argoproj.io/Hook-{i}"), json!("PreSync"));
     }
     many.insert("argocd.argoproj.io/hook".into(), json!("PreSync"));
     add("many-annotations", job(meta(Value::Object(many))));
     let mut m = meta(json!({"argocd.argoproj.io/hook": "Sync"}));
-    m["finalizers"] = json!((0..2500).map(|i| format!("example.com/f{i}")).collect::<Vec<_>>());
+    m["finalizers"] = json!((0..2000).map(|i| format!("example.com/f{i}")).collect::<Vec<_>>());
     m["labels"] = json!((0..800)
         .map(|i| (format!("l{i}"), "v".to_owned()))
         .collect::<Map<String, Value>>());
@@ -130,7 +130,7 @@ fn review() -> Vec<(String, Vec<u8>)> {
     }
     let mut object = job(meta(json!({"argocd.argoproj.io/hook": "PreSync"})));
     object["spec"]["deep"] = deep;
-    object["spec"]["big"] = json!(fill("\u{202e}\\\"\u{0}x", 30_000));
+    object["spec"]["big"] = json!(fill("\u{202e}\\\"\u{0}x", 20_000));
     add("deep-and-escaped-spec", object);
     // UPDATE: both objects are compared for the finalizer-only exemption.
     let mut object = job(meta(json!({"argocd.argoproj.io/hook": "PreSync"})));
