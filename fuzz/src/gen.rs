@@ -120,7 +120,7 @@ fn review() -> Vec<(String, Vec<u8>)> {
     let mut m = meta(json!({"argocd.argoproj.io/hook": "Sync"}));
     m["finalizers"] = json!((0..2000).map(|i| format!("example.com/f{i}")).collect::<Vec<_>>());
     m["labels"] = json!((0..800)
-        .map(|i| (format!("l{i}"), "v".to_owned()))
+        .map(|i| (format!("l{i}"), json!("v")))
         .collect::<Map<String, Value>>());
     add("many-finalizers-and-labels", job(m));
     // Deep nesting in the spec: the decoder reads and keeps it (serde_json's limit is 128).
