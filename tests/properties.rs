@@ -1000,7 +1000,9 @@ fn policy_yaml(p: &GenPolicy) -> String {
         _ => return y,
     };
     y.push_str(&format!("namespaces:\n  - {selector}\n"));
-    if let Some(m) = p.override_mode {
+    // An override must change something (the parser refuses an empty one).
+    let mode = p.override_mode.or(p.override_rules.is_empty().then_some("warn"));
+    if let Some(m) = mode {
         y.push_str(&format!("    mode: {m}\n"));
     }
     if !p.override_rules.is_empty() {
