@@ -7,14 +7,17 @@
 //! Inputs per target: every file in fuzz/corpus/<target>/ (the committed seeds and whatever
 //! local fuzz runs added) and in fuzz/artifacts/<target>/, plus the large generated inputs of
 //! `hookguard_fuzz::gen`. Each input runs once to warm up, then `RUNS` times; its time is the
-//! median. Exit status 1 if any input of under 64 KiB takes longer than the limit.
+//! median. One row per target (its whole body, invariant checks included), then one per
+//! product entry point on the same inputs (`hookguard_fuzz::ENTRY_POINTS`: each webhook,
+//! `lint`, `translate`). Exit status 1 if any input of under 64 KiB takes longer than the
+//! limit in any row.
 //!
 //! Inputs run on a thread with a 2 MiB stack, the size of the tokio worker threads the
 //! webhook answers on (deep nesting must not overflow it). `--verbose` names each input
 //! before running it (a stack overflow aborts the process without saying which).
 
 use hookguard_fuzz::gen::{large_inputs, MAX_LEN};
-use hookguard_fuzz::TARGETS;
+use hookguard_fuzz::{ENTRY_POINTS, TARGETS};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -65,7 +68,7 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut over = 0;
     println!(
-        "{:<12} {:>7} {:>10} {:>10} {:>10}  slowest inputs (median of {RUNS} runs)",
+        "{:<20} {:>7} {:>10} {:>10} {:>10}  slowest inputs (median of {RUNS} runs)",
         "target", "inputs", "bytes", "total ms", "max ms"
     );
     for &(target, run) in TARGETS {
@@ -93,10 +96,42 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
         }
         inputs.extend(large_inputs(target));
 
+        let mut rows: Vec<(&str, fn(&[u8]))> = vec![(target, run)];
+        rows.extend(
+            ENTRY_POINTS
+                .iter()
+                .filter(|(t, _, _)| *t == target)
+                .map(|&(_, name, f)| (name, f)),
+        );
+        for (row, run) in rows {
+            over += time_row(row, run, &inputs, limit, top, verbose);
+        }
+    }
+    if over > 0 {
+        eprintln!(
+            "{over} input(s) under {MAX_LEN} bytes took longer than {:.1} ms",
+            ms(limit)
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Times every input through `run`, prints one row, returns how many were over the limit.
+fn time_row(
+    target: &str,
+    run: fn(&[u8]),
+    inputs: &[(String, Vec<u8>)],
+    limit: Duration,
+    top: usize,
+    verbose: bool,
+) -> usize {
+    let mut over = 0;
+    {
         let mut timed = Vec::with_capacity(inputs.len());
         let mut total = Duration::ZERO;
         let mut bytes = 0;
-        for (name, input) in &inputs {
+        for (name, input) in inputs {
             if verbose {
                 eprintln!("{target}: {name} ({} bytes)", input.len());
             }
@@ -114,7 +149,7 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
             });
             let Ok(median) = outcome else {
                 eprintln!("{target}: input {name} panics (see above)");
-                return ExitCode::FAILURE;
+                std::process::exit(1);
             };
             total += median;
             bytes += input.len();
@@ -135,21 +170,14 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
             .map(|t| format!("{} ({} B, {:.3} ms)", t.name, t.len, ms(t.median)))
             .collect();
         println!(
-            "{target:<12} {:>7} {bytes:>10} {:>10.1} {:>10.3}  {}",
+            "{target:<20} {:>7} {bytes:>10} {:>10.1} {:>10.3}  {}",
             timed.len(),
             ms(total),
             ms(max),
             slowest.join(", ")
         );
     }
-    if over > 0 {
-        eprintln!(
-            "{over} input(s) under {MAX_LEN} bytes took longer than {:.1} ms",
-            ms(limit)
-        );
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    over
 }
 
 fn ms(d: Duration) -> f64 {

@@ -34,8 +34,9 @@ pub fn lint(data: &[u8]) {
     };
     let report = lint::lint_bytes(data, &resolve);
     let text = lint::decode(data).ok();
-    // 1-based line count of the text (a trailing line without `\n` counts).
-    let lines = text.map_or(1, |t| t.split('\n').count());
+    // Lines of the input, counting the one after a final `\n` (where an error at the end
+    // of the input is reported). Bytes, not text: a non-UTF-8 input's error names a line too.
+    let lines = data.split(|b| *b == b'\n').count();
     for d in &report.diagnostics {
         assert!(
             (1..=lines).contains(&d.object.line),
@@ -103,4 +104,17 @@ fn unmatched_lines(input: &str, output: &str) -> usize {
         }
     }
     missing
+}
+
+/// `hookguard lint` on one input, default policy.
+pub(crate) fn lint_once(data: &[u8]) {
+    let resolve = |rule: RuleId, object: &ObjectRef| -> Action {
+        policy_action(&policy().policy, rule, object.namespace.as_deref().unwrap_or(""))
+    };
+    let _ = lint::lint_bytes(data, &resolve);
+}
+
+/// `hookguard translate --managed` on one input.
+pub(crate) fn translate_once(data: &[u8]) {
+    let _ = lint::translate(data, &MutationSettings::default(), true);
 }
