@@ -34,9 +34,14 @@ pub fn lint(data: &[u8]) {
     };
     let report = lint::lint_bytes(data, &resolve);
     let text = lint::decode(data).ok();
-    // Lines of the input, counting the one after a final `\n` (where an error at the end
-    // of the input is reported). Bytes, not text: a non-UTF-8 input's error names a line too.
-    let lines = data.split(|b| *b == b'\n').count();
+    // Lines of the input as YAML counts them (`\r\n`, `\n` and a lone `\r` end a line; the
+    // one after a final break counts, an error at the end of the input is reported there).
+    // Bytes, not text: a non-UTF-8 input's error names a line too.
+    let lines = 1 + data
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')))
+        .count();
     for d in &report.diagnostics {
         assert!(
             (1..=lines).contains(&d.object.line),
