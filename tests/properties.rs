@@ -14,8 +14,8 @@ use hookguard::finalizer::decide::{
 };
 use hookguard::hooks::{argo_csv, keys, DeletePolicy};
 use hookguard::lint::{Check, Level, ObjectRef};
-use hookguard::rules::{Action as RuleAction, RuleId};
 use hookguard::policy::ActivePolicy;
+use hookguard::rules::{Action as RuleAction, RuleId};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -902,9 +902,7 @@ fn render(obj: &Value, style: Style) -> String {
             out
         }
         Style::Json => format!("{obj}\n"),
-        Style::JsonPretty => {
-            serde_json::to_string_pretty(obj).expect("serialise object") + "\n"
-        }
+        Style::JsonPretty => serde_json::to_string_pretty(obj).expect("serialise object") + "\n",
     }
 }
 
@@ -935,7 +933,11 @@ fn webhook_mutated(g: &Gen, obj: &Value, managed: bool) -> Result<(Value, bool),
         old_variant: 0,
         ..g.clone()
     };
-    let out = review(Webhook::Mutate, &review_body(&g, obj), &AdmissionConfig::default());
+    let out = review(
+        Webhook::Mutate,
+        &review_body(&g, obj),
+        &AdmissionConfig::default(),
+    );
     let r = response(&out.body, Some(&g.uid))?;
     let mut patched = obj.clone();
     let patch = patch_of(&r)?;
@@ -1001,12 +1003,17 @@ fn policy_yaml(p: &GenPolicy) -> String {
     };
     y.push_str(&format!("namespaces:\n  - {selector}\n"));
     // An override must change something (the parser refuses an empty one).
-    let mode = p.override_mode.or(p.override_rules.is_empty().then_some("warn"));
+    let mode = p
+        .override_mode
+        .or(p.override_rules.is_empty().then_some("warn"));
     if let Some(m) = mode {
         y.push_str(&format!("    mode: {m}\n"));
     }
     if !p.override_rules.is_empty() {
-        y.push_str(&format!("    rules:\n{}", rules(&p.override_rules, "      ")));
+        y.push_str(&format!(
+            "    rules:\n{}",
+            rules(&p.override_rules, "      ")
+        ));
     }
     y
 }

@@ -17,7 +17,11 @@ pub fn large_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
         _ => Vec::new(),
     };
     for (name, bytes) in &inputs {
-        assert!(bytes.len() < MAX_LEN, "generated {target}/{name} is {} bytes", bytes.len());
+        assert!(
+            bytes.len() < MAX_LEN,
+            "generated {target}/{name} is {} bytes",
+            bytes.len()
+        );
     }
     inputs
 }
@@ -81,12 +85,16 @@ fn review() -> Vec<(String, Vec<u8>)> {
     };
     add(
         "hook-many-items",
-        job(meta(json!({"argocd.argoproj.io/hook": fill("PreSync,", BUDGET)}))),
+        job(meta(
+            json!({"argocd.argoproj.io/hook": fill("PreSync,", BUDGET)}),
+        )),
     );
     add(
         "hook-many-typos",
-        job(meta(json!({"argocd.argoproj.io/hook": fill("PreSnyc,", BUDGET),
-            "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}))),
+        job(meta(
+            json!({"argocd.argoproj.io/hook": fill("PreSnyc,", BUDGET),
+            "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}),
+        )),
     );
     add(
         "hook-one-long-item",
@@ -99,12 +107,16 @@ fn review() -> Vec<(String, Vec<u8>)> {
     );
     add(
         "helm-hook-many-items",
-        job(meta(json!({"helm.sh/hook": fill("pre-install,post-upgrade,", BUDGET),
-            "helm.sh/hook-delete-policy": "before-hook-creation"}))),
+        job(meta(
+            json!({"helm.sh/hook": fill("pre-install,post-upgrade,", BUDGET),
+            "helm.sh/hook-delete-policy": "before-hook-creation"}),
+        )),
     );
     add(
         "helm-weight-long-number",
-        job(meta(json!({"helm.sh/hook": "pre-install", "helm.sh/hook-weight": fill("9", BUDGET)}))),
+        job(meta(
+            json!({"helm.sh/hook": "pre-install", "helm.sh/hook-weight": fill("9", BUDGET)}),
+        )),
     );
     add(
         "sync-wave-long-number",
@@ -118,7 +130,9 @@ fn review() -> Vec<(String, Vec<u8>)> {
     many.insert("argocd.argoproj.io/hook".into(), json!("PreSync"));
     add("many-annotations", job(meta(Value::Object(many))));
     let mut m = meta(json!({"argocd.argoproj.io/hook": "Sync"}));
-    m["finalizers"] = json!((0..2000).map(|i| format!("example.com/f{i}")).collect::<Vec<_>>());
+    m["finalizers"] = json!((0..2000)
+        .map(|i| format!("example.com/f{i}"))
+        .collect::<Vec<_>>());
     m["labels"] = json!((0..800)
         .map(|i| (format!("l{i}"), json!("v")))
         .collect::<Map<String, Value>>());
@@ -134,7 +148,8 @@ fn review() -> Vec<(String, Vec<u8>)> {
     add("deep-and-escaped-spec", object);
     // UPDATE: both objects are compared for the finalizer-only exemption.
     let mut object = job(meta(json!({"argocd.argoproj.io/hook": "PreSync"})));
-    object["metadata"]["finalizers"] = json!((0..1200).map(|i| format!("f{i}")).collect::<Vec<_>>());
+    object["metadata"]["finalizers"] =
+        json!((0..1200).map(|i| format!("f{i}")).collect::<Vec<_>>());
     let mut old = object.clone();
     old["metadata"]["finalizers"] = json!((0..1199).map(|i| format!("f{i}")).collect::<Vec<_>>());
     out.push((
@@ -148,25 +163,49 @@ fn review() -> Vec<(String, Vec<u8>)> {
 
 fn annotations() -> Vec<(String, Vec<u8>)> {
     let entries: Vec<(&str, String)> = vec![
-        ("argo-hook-many-items", format!("0={}", fill("PreSync,", BUDGET))),
-        ("argo-hook-many-typos", format!("0={}\01=HookSucceeded", fill("PreSnyc,Skip,", BUDGET))),
+        (
+            "argo-hook-many-items",
+            format!("0={}", fill("PreSync,", BUDGET)),
+        ),
+        (
+            "argo-hook-many-typos",
+            format!("0={}\01=HookSucceeded", fill("PreSnyc,Skip,", BUDGET)),
+        ),
         (
             "delete-policy-many-items",
-            format!("0=PreSync\01={}", fill("HookSucceeded,BeforeHookCreation,", BUDGET)),
+            format!(
+                "0=PreSync\01={}",
+                fill("HookSucceeded,BeforeHookCreation,", BUDGET)
+            ),
         ),
-        ("helm-hook-many-items", format!("3={}", fill("pre-install,test,", BUDGET))),
+        (
+            "helm-hook-many-items",
+            format!("3={}", fill("pre-install,test,", BUDGET)),
+        ),
         (
             "helm-delete-policy-many-items",
-            format!("3=pre-install\04={}", fill("hook-succeeded,before-hook-creation,", BUDGET)),
+            format!(
+                "3=pre-install\04={}",
+                fill("hook-succeeded,before-hook-creation,", BUDGET)
+            ),
         ),
-        ("helm-weight-long", format!("3=pre-install\05={}", fill("7", BUDGET))),
-        ("sync-wave-long", format!("0=Sync\02=+{}", fill("1", BUDGET))),
+        (
+            "helm-weight-long",
+            format!("3=pre-install\05={}", fill("7", BUDGET)),
+        ),
+        (
+            "sync-wave-long",
+            format!("0=Sync\02=+{}", fill("1", BUDGET)),
+        ),
         (
             "many-keys",
             fill_with(BUDGET, |i| format!("Argocd.argoproj.io/hook{i}=PreSync\0")) + "0=PreSync",
         ),
         ("one-long-item", format!("0={}", fill("s", BUDGET))),
-        ("many-empty-items", format!("0={}PreSync", fill(", ,", BUDGET))),
+        (
+            "many-empty-items",
+            format!("0={}PreSync", fill(", ,", BUDGET)),
+        ),
     ];
     entries
         .into_iter()
@@ -192,18 +231,33 @@ fn policy() -> Vec<(String, Vec<u8>)> {
         s
     };
     let inputs: Vec<(&str, String)> = vec![
-        ("many-namespace-overrides", format!("mode: enforce\nnamespaces:\n{overrides}")),
+        (
+            "many-namespace-overrides",
+            format!("mode: enforce\nnamespaces:\n{overrides}"),
+        ),
         (
             "long-comment-lines",
             fill_with(BUDGET, |i| format!("# {i} {}\n", fill("comment ", 200))) + "mode: audit\n",
         ),
-        ("deep-flow-nesting", format!("mode: {}{}", fill("[", 20_000), fill("]", 20_000))),
-        ("deep-block-nesting", fill_with(BUDGET, |i| format!("{}k{i}:\n", " ".repeat(i)))),
+        (
+            "deep-flow-nesting",
+            format!("mode: {}{}", fill("[", 20_000), fill("]", 20_000)),
+        ),
+        (
+            "deep-block-nesting",
+            fill_with(BUDGET, |i| format!("{}k{i}:\n", " ".repeat(i))),
+        ),
         ("alias-expansion", aliases),
-        ("long-scalar", format!("mode: {}\n", fill("enforce", BUDGET))),
+        (
+            "long-scalar",
+            format!("mode: {}\n", fill("enforce", BUDGET)),
+        ),
         (
             "many-rule-keys",
-            format!("rules:\n{}", fill_with(BUDGET, |i| format!("  rule-{i}: deny\n"))),
+            format!(
+                "rules:\n{}",
+                fill_with(BUDGET, |i| format!("  rule-{i}: deny\n"))
+            ),
         ),
     ];
     inputs

@@ -85,9 +85,13 @@ pub fn review(data: &[u8]) {
                 for op in &patch.0 {
                     let path = op.path().to_string();
                     assert!(
-                        ["/metadata/annotations", "/metadata/labels", "/metadata/finalizers"]
-                            .iter()
-                            .any(|p| path.starts_with(p)),
+                        [
+                            "/metadata/annotations",
+                            "/metadata/labels",
+                            "/metadata/finalizers"
+                        ]
+                        .iter()
+                        .any(|p| path.starts_with(p)),
                         "patch writes outside metadata: {path}"
                     );
                 }

@@ -49,12 +49,18 @@ pub fn lint(data: &[u8]) {
             d.object.line
         );
         if let Some(l) = d.annotation_line {
-            assert!((1..=lines).contains(&l), "annotation line {l} outside 1..={lines}: {d:?}");
+            assert!(
+                (1..=lines).contains(&l),
+                "annotation line {l} outside 1..={lines}: {d:?}"
+            );
         }
     }
     if let Some(e) = &report.error {
         if let Some(l) = e.line {
-            assert!((1..=lines).contains(&l), "error line {l} outside 1..={lines}: {e:?}");
+            assert!(
+                (1..=lines).contains(&l),
+                "error line {l} outside 1..={lines}: {e:?}"
+            );
         }
     }
 
@@ -73,12 +79,19 @@ pub fn lint(data: &[u8]) {
         );
         assert_eq!(twice.text, once.text, "translate is not idempotent");
         if once.changed_objects == 0 {
-            assert_eq!(once.text, text, "translate changed a stream with no changes");
+            assert_eq!(
+                once.text, text,
+                "translate changed a stream with no changes"
+            );
             continue;
         }
         let after = lint::lint_text(&once.text, &resolve);
         if report.error.is_none() {
-            assert!(after.error.is_none(), "translate broke the stream: {:?}", after.error);
+            assert!(
+                after.error.is_none(),
+                "translate broke the stream: {:?}",
+                after.error
+            );
             assert_eq!(
                 (after.documents, after.objects),
                 (report.documents, report.objects),
@@ -114,7 +127,11 @@ fn unmatched_lines(input: &str, output: &str) -> usize {
 /// `hookguard lint` on one input, default policy.
 pub(crate) fn lint_once(data: &[u8]) {
     let resolve = |rule: RuleId, object: &ObjectRef| -> Action {
-        policy_action(&policy().policy, rule, object.namespace.as_deref().unwrap_or(""))
+        policy_action(
+            &policy().policy,
+            rule,
+            object.namespace.as_deref().unwrap_or(""),
+        )
     };
     let _ = lint::lint_bytes(data, &resolve);
 }
