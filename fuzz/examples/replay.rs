@@ -2,7 +2,9 @@
 //! or coverage instrumentation (libFuzzer's `-timeout` counts whole seconds; the requirement
 //! is 10 ms per input under 64 KiB).
 //!
-//!     cd fuzz && cargo run --release --example replay -- [--limit-ms 10] [--top 3] [TARGET…]
+//!     make fuzz-replay    # or, in fuzz/:
+//!     CARGO_TARGET_DIR=target/replay cargo run --release --example replay -- \
+//!         [--limit-ms 10] [--top 3] [--verbose] [TARGET…]
 //!
 //! Inputs per target: every file in fuzz/corpus/<target>/ (the committed seeds and whatever
 //! local fuzz runs added) and in fuzz/artifacts/<target>/, plus the large generated inputs of
@@ -127,56 +129,54 @@ fn time_row(
     verbose: bool,
 ) -> usize {
     let mut over = 0;
-    {
-        let mut timed = Vec::with_capacity(inputs.len());
-        let mut total = Duration::ZERO;
-        let mut bytes = 0;
-        for (name, input) in inputs {
-            if verbose {
-                eprintln!("{target}: {name} ({} bytes)", input.len());
-            }
-            let outcome = std::panic::catch_unwind(|| {
-                run(input.as_slice());
-                let mut times: Vec<Duration> = (0..RUNS)
-                    .map(|_| {
-                        let start = Instant::now();
-                        run(input.as_slice());
-                        start.elapsed()
-                    })
-                    .collect();
-                times.sort();
-                times[RUNS / 2]
-            });
-            let Ok(median) = outcome else {
-                eprintln!("{target}: input {name} panics (see above)");
-                std::process::exit(1);
-            };
-            total += median;
-            bytes += input.len();
-            if input.len() < MAX_LEN && median > limit {
-                over += 1;
-            }
-            timed.push(Timed {
-                name: name.clone(),
-                len: input.len(),
-                median,
-            });
+    let mut timed = Vec::with_capacity(inputs.len());
+    let mut total = Duration::ZERO;
+    let mut bytes = 0;
+    for (name, input) in inputs {
+        if verbose {
+            eprintln!("{target}: {name} ({} bytes)", input.len());
         }
-        timed.sort_by(|a, b| b.median.cmp(&a.median));
-        let max = timed.first().map_or(Duration::ZERO, |t| t.median);
-        let slowest: Vec<String> = timed
-            .iter()
-            .take(top)
-            .map(|t| format!("{} ({} B, {:.3} ms)", t.name, t.len, ms(t.median)))
-            .collect();
-        println!(
-            "{target:<20} {:>7} {bytes:>10} {:>10.1} {:>10.3}  {}",
-            timed.len(),
-            ms(total),
-            ms(max),
-            slowest.join(", ")
-        );
+        let outcome = std::panic::catch_unwind(|| {
+            run(input.as_slice());
+            let mut times: Vec<Duration> = (0..RUNS)
+                .map(|_| {
+                    let start = Instant::now();
+                    run(input.as_slice());
+                    start.elapsed()
+                })
+                .collect();
+            times.sort();
+            times[RUNS / 2]
+        });
+        let Ok(median) = outcome else {
+            eprintln!("{target}: input {name} panics (see above)");
+            std::process::exit(1);
+        };
+        total += median;
+        bytes += input.len();
+        if input.len() < MAX_LEN && median > limit {
+            over += 1;
+        }
+        timed.push(Timed {
+            name: name.clone(),
+            len: input.len(),
+            median,
+        });
     }
+    timed.sort_by(|a, b| b.median.cmp(&a.median));
+    let max = timed.first().map_or(Duration::ZERO, |t| t.median);
+    let slowest: Vec<String> = timed
+        .iter()
+        .take(top)
+        .map(|t| format!("{} ({} B, {:.3} ms)", t.name, t.len, ms(t.median)))
+        .collect();
+    println!(
+        "{target:<20} {:>7} {bytes:>10} {:>10.1} {:>10.3}  {}",
+        timed.len(),
+        ms(total),
+        ms(max),
+        slowest.join(", ")
+    );
     over
 }
 
