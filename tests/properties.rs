@@ -1,5 +1,5 @@
 //! Property tests over generated hostile input (issue 9): the webhook's patches, the
-//! finalizer's decisions and the policy parser. Plain `cargo test` runs them; 256 cases
+//! finalizer's decisions, the policy parser, and lint/translate against the webhook. Plain `cargo test` runs them; 256 cases
 //! each. A failing case is shrunk and saved under tests/properties.proptest-regressions.
 //!
 //! Objects carry random mixes of the six hook annotations (valid items, typos, case
@@ -13,7 +13,9 @@ use hookguard::finalizer::decide::{
     decide, finalizer_removal_patch, Action, CleanupSettings, Observed, Outcome,
 };
 use hookguard::hooks::{argo_csv, keys, DeletePolicy};
+use hookguard::lint::{Check, Level, ObjectRef};
 use hookguard::policy::ActivePolicy;
+use hookguard::rules::{Action as RuleAction, RuleId};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -783,5 +785,326 @@ fn wrong_typed_field_still_echoes_the_uid() {
         assert_eq!(v["response"]["uid"], "abc-1");
         assert_eq!(v["response"]["allowed"], false);
         assert_eq!(v["response"]["status"]["code"], 400);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// lint and translate against the webhook
+//
+// The generated objects above, written out as a manifest stream the way people write them:
+// block YAML (keys plain where YAML reads them as the same string, values double-quoted,
+// sequences indented or not, a comment line), compact JSON, or pretty JSON.
+
+/// How one object is written in the stream.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    /// Block YAML; `true`: sequence items indented under their key.
+    Yaml(bool),
+    Json,
+    JsonPretty,
+}
+
+fn style() -> impl Strategy<Value = Style> {
+    prop_oneof![
+        3 => any::<bool>().prop_map(Style::Yaml),
+        1 => Just(Style::Json),
+        1 => Just(Style::JsonPretty),
+    ]
+}
+
+/// A YAML double-quoted scalar; everything outside printable ASCII is escaped, so the text
+/// reads back as exactly this string whatever the YAML version's idea of line breaks.
+fn yaml_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn yaml_key(k: &str) -> String {
+    let plain = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'))
+        && !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain {
+        k.to_owned()
+    } else {
+        yaml_quoted(k)
+    }
+}
+
+fn yaml_flow_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => yaml_quoted(s),
+        Value::Object(_) => "{}".to_owned(),
+        Value::Array(_) => "[]".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn non_empty_container(v: &Value) -> bool {
+    matches!(v, Value::Object(m) if !m.is_empty()) || matches!(v, Value::Array(a) if !a.is_empty())
+}
+
+/// Block YAML lines for a non-empty mapping or sequence at `indent`.
+fn yaml_block(v: &Value, indent: usize, seq_indent: bool, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                out.push_str(&format!("{pad}{}:", yaml_key(k)));
+                match child {
+                    Value::Object(_) if non_empty_container(child) => {
+                        out.push('\n');
+                        yaml_block(child, indent + 2, seq_indent, out);
+                    }
+                    Value::Array(_) if non_empty_container(child) => {
+                        out.push('\n');
+                        let at = if seq_indent { indent + 2 } else { indent };
+                        yaml_block(child, at, seq_indent, out);
+                    }
+                    _ => out.push_str(&format!(" {}\n", yaml_flow_scalar(child))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if non_empty_container(item) {
+                    // The item's first line goes right after its `- `.
+                    let mut inner = String::new();
+                    yaml_block(item, indent + 2, seq_indent, &mut inner);
+                    out.push_str(&format!("{pad}- {}", &inner[indent + 2..]));
+                } else {
+                    out.push_str(&format!("{pad}- {}\n", yaml_flow_scalar(item)));
+                }
+            }
+        }
+        _ => out.push_str(&format!("{pad}{}\n", yaml_flow_scalar(v))),
+    }
+}
+
+fn render(obj: &Value, style: Style) -> String {
+    match style {
+        Style::Yaml(seq_indent) => {
+            let mut out = String::from("# generated hook\n");
+            yaml_block(obj, 0, seq_indent, &mut out);
+            out
+        }
+        Style::Json => format!("{obj}\n"),
+        Style::JsonPretty => serde_json::to_string_pretty(obj).expect("serialise object") + "\n",
+    }
+}
+
+fn stream(objects: &[(Value, Style)]) -> String {
+    objects
+        .iter()
+        .map(|(o, s)| format!("---\n{}", render(o, *s)))
+        .collect()
+}
+
+/// The documents of a stream as JSON (what kubectl would send), empty documents skipped.
+fn parse_stream(text: &str) -> Result<Vec<Value>, TestCaseError> {
+    let mut out = Vec::new();
+    for doc in hookguard::lint::yaml::Documents::new(text) {
+        let doc = doc.map_err(|e| TestCaseError::fail(format!("unreadable: {e}\n{text}")))?;
+        if let Some(root) = doc.root {
+            out.push(root.to_json());
+        }
+    }
+    Ok(out)
+}
+
+/// The object after the mutating webhook's patch: CREATE when `managed` (label and finalizer
+/// too), else an UPDATE that changes nothing (annotations only), as translate promises.
+fn webhook_mutated(g: &Gen, obj: &Value, managed: bool) -> Result<(Value, bool), TestCaseError> {
+    let g = Gen {
+        update: !managed,
+        old_variant: 0,
+        ..g.clone()
+    };
+    let out = review(
+        Webhook::Mutate,
+        &review_body(&g, obj),
+        &AdmissionConfig::default(),
+    );
+    let r = response(&out.body, Some(&g.uid))?;
+    let mut patched = obj.clone();
+    let patch = patch_of(&r)?;
+    if let Some(patch) = &patch {
+        json_patch::patch(&mut patched, patch)
+            .map_err(|e| TestCaseError::fail(format!("patch does not apply: {e}")))?;
+    }
+    Ok((patched, patch.is_some()))
+}
+
+#[derive(Debug, Clone)]
+struct GenPolicy {
+    mode: &'static str,
+    rules: Vec<(usize, &'static str)>,
+    /// An override: 0 none, 1 names the request's namespace, 2 a glob matching it, 3 another
+    /// namespace, 4 selects by labels (unknown offline and to the webhook without a cache).
+    selector: u8,
+    override_mode: Option<&'static str>,
+    override_rules: Vec<(usize, &'static str)>,
+}
+
+fn gen_policy() -> impl Strategy<Value = GenPolicy> {
+    let mode = prop::sample::select(&["enforce", "warn", "audit"][..]);
+    let action = prop::sample::select(&["deny", "warn", "off"][..]);
+    // A map: a policy names each rule once.
+    let rules = prop::collection::btree_map(0..RuleId::ALL.len(), action.clone(), 0..6)
+        .prop_map(|m| m.into_iter().collect::<Vec<_>>());
+    (
+        mode.clone(),
+        rules.clone(),
+        0u8..5,
+        prop::option::of(mode),
+        rules,
+    )
+        .prop_map(
+            |(mode, rules, selector, override_mode, override_rules)| GenPolicy {
+                mode,
+                rules,
+                selector,
+                override_mode,
+                override_rules,
+            },
+        )
+}
+
+fn policy_yaml(p: &GenPolicy) -> String {
+    let rules = |rules: &[(usize, &str)], pad: &str| -> String {
+        rules
+            .iter()
+            .map(|(i, a)| format!("{pad}{}: {a}\n", RuleId::ALL[*i].name()))
+            .collect()
+    };
+    let mut y = format!("mode: {}\nrules:\n{}", p.mode, rules(&p.rules, "  "));
+    if p.rules.is_empty() {
+        y = format!("mode: {}\n", p.mode);
+    }
+    let selector = match p.selector {
+        1 => "names: [apps]",
+        2 => "names: [\"ap*\"]",
+        3 => "names: [payments]",
+        4 => "labels: {team: payments}",
+        _ => return y,
+    };
+    y.push_str(&format!("namespaces:\n  - {selector}\n"));
+    // An override must change something (the parser refuses an empty one).
+    let mode = p
+        .override_mode
+        .or(p.override_rules.is_empty().then_some("warn"));
+    if let Some(m) = mode {
+        y.push_str(&format!("    mode: {m}\n"));
+    }
+    if !p.override_rules.is_empty() {
+        y.push_str(&format!(
+            "    rules:\n{}",
+            rules(&p.override_rules, "      ")
+        ));
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// translate(translate(x)) == translate(x), and translate writes exactly the webhook's
+    /// changes: the stream it prints reads as the objects patched by the mutating webhook
+    /// (CREATE with --managed, else annotations only), and keeps the comments when it could
+    /// edit in place.
+    #[test]
+    fn translate_is_idempotent_and_writes_the_webhooks_patch(
+        objects in prop::collection::vec((gen(), style()), 1..4),
+    ) {
+        let docs: Vec<(Value, Style)> = objects.iter().map(|(g, s)| (object(g), *s)).collect();
+        let text = stream(&docs);
+        prop_assert_eq!(
+            parse_stream(&text)?,
+            docs.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>(),
+            "the generator's YAML does not read back as the object:\n{}", text
+        );
+        let settings = hookguard::mutation::MutationSettings::default();
+        for managed in [false, true] {
+            let once = hookguard::lint::translate(text.as_bytes(), &settings, managed)
+                .map_err(|e| TestCaseError::fail(format!("translate failed: {e}\n{text}")))?;
+            let twice = hookguard::lint::translate(once.text.as_bytes(), &settings, managed)
+                .map_err(|e| TestCaseError::fail(format!("translate of its output failed: {e}")))?;
+            prop_assert_eq!(&twice.text, &once.text, "not idempotent (managed {})", managed);
+            prop_assert_eq!(twice.changed_objects, 0);
+
+            let mut expected = Vec::new();
+            let mut changed = 0;
+            for (g, _) in &objects {
+                let (patched, was_patched) = webhook_mutated(g, &object(g), managed)?;
+                expected.push(patched);
+                changed += usize::from(was_patched);
+            }
+            prop_assert_eq!(once.changed_objects, changed);
+            prop_assert_eq!(parse_stream(&once.text)?, expected,
+                "translate (managed {}) differs from the webhook's patch:\n{}\n=>\n{}",
+                managed, text, once.text);
+            if changed == 0 {
+                prop_assert_eq!(&once.text, &text, "changed a stream with nothing to change");
+            }
+            if once.reemitted_documents == 0 {
+                let comments = text.lines().filter(|l| l.starts_with('#')).count();
+                let kept = once.text.lines().filter(|l| l.starts_with('#')).count();
+                prop_assert_eq!(comments, kept, "comments lost while editing in place");
+            }
+        }
+    }
+
+    /// lint and the validating webhook agree on every generated object under the same
+    /// policy: the same rules fire with the same effect (lint shows `audit` as a warning, as
+    /// the webhook admits), and lint fails exactly when the webhook denies.
+    #[test]
+    fn lint_and_webhook_agree(g in gen(), style in style(), p in gen_policy()) {
+        let g = Gen { update: false, ..g };
+        let obj = object(&g);
+        let yaml = policy_yaml(&p);
+        let active = ActivePolicy::parse(yaml.as_bytes(), "generated.yaml")
+            .map_err(|e| TestCaseError::fail(format!("generated policy rejected: {e}\n{yaml}")))?;
+        let config = AdmissionConfig::from_policy(std::sync::Arc::new(active.clone()));
+        let out = review(Webhook::Validate, &review_body(&g, &obj), &config);
+        response(&out.body, Some(&g.uid))?;
+        let mut webhook: Vec<(RuleId, bool)> = out.decision.rules.iter()
+            .map(|(r, a)| (*r, *a == RuleAction::Deny))
+            .chain(out.decision.audited.iter().map(|(r, _)| (*r, false)))
+            .collect();
+        webhook.sort();
+
+        let resolve = |rule: RuleId, o: &ObjectRef| -> RuleAction {
+            hookguard::cli::lint::policy_action(&active.policy, rule, o.namespace.as_deref().unwrap_or(""))
+        };
+        let manifest = render(&obj, style);
+        let report = hookguard::lint::lint_bytes(manifest.as_bytes(), &resolve);
+        prop_assert!(report.error.is_none(), "lint could not read {}: {:?}", manifest, report.error);
+        prop_assert_eq!(report.objects, 1);
+        let mut lint: Vec<(RuleId, bool)> = Vec::new();
+        for d in &report.diagnostics {
+            match d.check {
+                Check::Rule(rule) => lint.push((rule, d.level == Level::Deny)),
+                Check::ArgoDropsObject => prop_assert_eq!(d.level, Level::Info),
+                Check::AnnotationNotString => {
+                    return Err(TestCaseError::fail(format!("string annotation reported as not a string: {d:?}")));
+                }
+            }
+        }
+        lint.sort();
+        prop_assert_eq!(&lint, &webhook, "policy:\n{}\nobject:\n{}", yaml, manifest);
+        prop_assert_eq!(lint.iter().any(|(_, deny)| *deny), !out.decision.allowed);
     }
 }
