@@ -313,6 +313,22 @@ fn unreadable_reviews_get_invalid_responses() {
             assert_eq!(d.verdict(), "invalid");
         }
     }
+    // A byte that is not UTF-8, even in a field hookguard never reads, makes the body
+    // unreadable (JSON is UTF-8; the apiserver never sends such bytes); the uid is still echoed.
+    let mut body = fixture(2);
+    let at = body
+        .windows(8)
+        .position(|w| w == b"kubectl-")
+        .expect("managedFields manager in fixture 2");
+    body[at] = 0xff;
+    for webhook in [Webhook::Validate, Webhook::Mutate] {
+        let (v, d) = answer(webhook, &body);
+        assert_eq!(v["allowed"], false);
+        assert_eq!(v["uid"], "9674415a-c099-41d3-b2d4-51bc1758b54a");
+        let msg = v["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("not UTF-8"), "{msg}");
+        assert_eq!(d.verdict(), "invalid");
+    }
     // The uid is echoed whenever it could be read.
     let (v, _) = answer(
         Webhook::Validate,
