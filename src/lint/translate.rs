@@ -163,6 +163,7 @@ fn edit_in_place(
         text,
         edits: Vec::new(),
         inserts: Vec::new(),
+        by_construction: true,
     };
     for (_, object, patch) in patches {
         for op in &patch.0 {
@@ -170,7 +171,7 @@ fn edit_in_place(
             editor.add(object, &path, value)?;
         }
     }
-    let mut edits = editor.finish()?;
+    let (mut edits, by_construction) = editor.finish()?;
     // Edits must stay inside the document and must not overlap.
     edits.sort_by_key(|e| e.start);
     let mut at = root.span.start;
@@ -180,31 +181,83 @@ fn edit_in_place(
         }
         at = e.end;
     }
-    // Verify: the edited text must read as the original document patched.
-    let mut expected = root.to_json();
-    for (prefix, _, patch) in patches {
-        let mut ops = patch.clone();
-        for op in ops.0.iter_mut() {
-            if let PatchOperation::Add(add) = op {
-                let mut full = prefix.clone();
-                full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
-                add.path =
-                    json_patch::jsonptr::PointerBuf::from_tokens(full.iter().map(String::as_str));
-            }
-        }
-        json_patch::patch(&mut expected, &ops).ok()?;
+    // Edits of the shapes `Editor` proves correct need no re-parse (the re-parse was half of
+    // translate's time). Debug builds (tests, fuzzing) still re-parse them and insist the
+    // proof holds.
+    if by_construction && !cfg!(debug_assertions) {
+        return Some(edits);
     }
-    let shifted: Vec<Edit> = edits
-        .iter()
-        .map(|e| Edit {
-            start: e.start - root.span.start,
-            end: e.end - root.span.start,
-            text: e.text.clone(),
-        })
-        .collect();
-    let edited = apply_edits(&text[root.span.clone()], &shifted);
-    let reparsed = Documents::new(&edited).next()?.ok()?.root?;
-    (reparsed.to_json() == expected).then_some(edits)
+    let verified = reads_as_patched(text, root, patches, &edits);
+    debug_assert!(
+        verified || !by_construction,
+        "an edit proved correct by construction does not read back as the patch:\n{}",
+        &text[root.span.clone()]
+    );
+    verified.then_some(edits)
+}
+
+/// The full check: the edited document, parsed again, reads as the original document patched
+/// by `json_patch::patch`.
+fn reads_as_patched(
+    text: &str,
+    root: &Node,
+    patches: &[(Vec<String>, &Node, Patch)],
+    edits: &[Edit],
+) -> bool {
+    let check = || -> Option<bool> {
+        let mut expected = root.to_json();
+        for (prefix, _, patch) in patches {
+            let mut ops = patch.clone();
+            for op in ops.0.iter_mut() {
+                if let PatchOperation::Add(add) = op {
+                    let mut full = prefix.clone();
+                    full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
+                    add.path = json_patch::jsonptr::PointerBuf::from_tokens(
+                        full.iter().map(String::as_str),
+                    );
+                }
+            }
+            json_patch::patch(&mut expected, &ops).ok()?;
+        }
+        let shifted: Vec<Edit> = edits
+            .iter()
+            .map(|e| Edit {
+                start: e.start - root.span.start,
+                end: e.end - root.span.start,
+                text: e.text.clone(),
+            })
+            .collect();
+        let edited = apply_edits(&text[root.span.clone()], &shifted);
+        let reparsed = Documents::new(&edited).next()?.ok()?.root?;
+        Some(reparsed.to_json() == expected)
+    };
+    check().unwrap_or(false)
+}
+
+/// A string whose JSON form is printable ASCII: written double-quoted, every YAML reader reads
+/// it back as exactly this string (no raw line breaks, no characters YAML 1.1 and 1.2 read
+/// differently such as U+0085 or U+2028, none YAML forbids such as U+007F).
+fn safe_string(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// A mapping key `translate` writes that reads back as itself: safe characters, and short
+/// enough for an implicit key (YAML limits those to 1024 characters, quotes included).
+fn safe_key(key: &str) -> bool {
+    key.len() <= 1000 && safe_string(key)
+}
+
+/// A value whose rendering (`render_block_entry`, or JSON in a flow mapping) provably reads
+/// back as itself: strings of safe characters, and non-empty maps and lists of those. Numbers,
+/// booleans and nulls (which the webhook's patches do not contain) go through the re-parse.
+fn safe_value(value: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match value {
+        J::String(s) => safe_string(s),
+        J::Object(map) => map.iter().all(|(k, v)| safe_key(k) && safe_value(v)),
+        J::Array(items) => items.iter().all(safe_value),
+        J::Null | J::Bool(_) | J::Number(_) => false,
+    }
 }
 
 struct Editor<'t> {
@@ -212,6 +265,19 @@ struct Editor<'t> {
     edits: Vec<Edit>,
     /// New entries per mapping (keyed by the mapping's start), rendered together at the end.
     inserts: Vec<(usize, Insert<'t>)>,
+    /// Every edit so far has a shape that reads back as the patch by construction, so the
+    /// document need not be parsed again to verify it. The shapes:
+    /// - new entries (safe keys and values) on lines of their own just before a block
+    ///   mapping's first key, at its indentation (a mapping without anchors or merge keys
+    ///   whose first key starts its line after spaces only; `render_insert` checks that);
+    /// - new entries right after a flow mapping's `{` (the same conditions);
+    /// - a safe string appended as a line `- "…"` after the line of a block sequence's last
+    ///   item, a one-line string, at the first item's `- ` indentation (`append` checks it);
+    /// - a one-line plain or quoted scalar, with nothing (no tag) between it and its key's
+    ///   `:`, replaced by a safe string.
+    ///
+    /// Anything else (flow sequences, other values, other characters) is re-parsed.
+    by_construction: bool,
 }
 
 struct Insert<'t> {
@@ -239,7 +305,11 @@ impl<'t> Editor<'t> {
         }
         match &parent.value {
             Value::Map(_) => match parent.get(last) {
-                Some(existing) => self.replace(existing, value),
+                Some(existing) => {
+                    self.replace(existing, value)?;
+                    self.by_construction &= self.replaced_by_construction(existing, value);
+                    Some(())
+                }
                 None => {
                     self.insert(parent, step, last, value);
                     Some(())
@@ -248,6 +318,19 @@ impl<'t> Editor<'t> {
             Value::Seq(items) if last == "-" => self.append(parent, items, value),
             _ => None,
         }
+    }
+
+    /// A replacement `replace` made is one of the proven shapes (see `by_construction`).
+    fn replaced_by_construction(&self, existing: &Node, value: &serde_json::Value) -> bool {
+        use serde_saphyr::granit_parser::ScalarStyle;
+        let style_ok = matches!(
+            existing.scalar_style,
+            Some(ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
+        );
+        let after_colon = self.text[..existing.span.start]
+            .trim_end_matches(' ')
+            .ends_with(':');
+        style_ok && after_colon && matches!(value, serde_json::Value::String(s) if safe_string(s))
     }
 
     fn replace(&mut self, existing: &Node, value: &serde_json::Value) -> Option<()> {
@@ -307,6 +390,8 @@ impl<'t> Editor<'t> {
             if self.text.as_bytes().get(close) != Some(&b']') {
                 return None;
             }
+            // `[a, b,]` would become `[a, b,, "x"]`: left to the re-parse.
+            self.by_construction = false;
             let text = if items.is_empty() {
                 json
             } else {
@@ -324,6 +409,7 @@ impl<'t> Editor<'t> {
             return None;
         }
         let indent = dash_prefix(self.text, seq.span.start)?;
+        self.by_construction &= safe_value(value) && value.is_string();
         // After the end of the line the last item is on.
         let (at, lead) = match self.text[last.span.end..].find('\n') {
             Some(i) => (last.span.end + i + 1, ""),
@@ -337,12 +423,17 @@ impl<'t> Editor<'t> {
         Some(())
     }
 
-    fn finish(mut self) -> Option<Vec<Edit>> {
+    /// The edits, and whether all of them are of the proven shapes.
+    fn finish(mut self) -> Option<(Vec<Edit>, bool)> {
         for (_, insert) in std::mem::take(&mut self.inserts) {
             let edit = render_insert(self.text, &insert)?;
+            self.by_construction &= insert
+                .entries
+                .iter()
+                .all(|(k, v)| safe_key(k) && safe_value(v));
             self.edits.push(edit);
         }
-        Some(self.edits)
+        Some((self.edits, self.by_construction))
     }
 }
 
@@ -459,11 +550,9 @@ fn yaml_key(key: &str) -> Option<String> {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'))
-        && super::yaml::Documents::new(&format!("{key}: x"))
-            .next()
-            .and_then(Result::ok)
-            .and_then(|d| d.root)
-            .is_some_and(|r| r.get(key).is_some());
+        // These characters make one plain scalar; it must not read as a number, boolean or
+        // null (`y`, `1e3`).
+        && super::yaml::plain_reads_as_string(key);
     if plain {
         Some(key.to_owned())
     } else {

@@ -665,6 +665,16 @@ fn merge_keys(entries: Vec<(Node, Node)>, node: &mut Node) -> Vec<(Node, Node)> 
     own
 }
 
+/// Whether `text`, written as a plain scalar, reads back as the string `text` (not a number,
+/// boolean or null): what `translate` needs to write a mapping key unquoted.
+pub(crate) fn plain_reads_as_string(text: &str) -> bool {
+    !text.is_empty()
+        && matches!(
+            resolve_scalar(text, ScalarStyle::Plain, None),
+            Value::Str(_)
+        )
+}
+
 /// Types a scalar the way go-yaml v2 does (sigs.k8s.io/yaml, used by kubectl, Helm and
 /// Argo CD): only plain scalars are typed; quoted and block scalars are strings.
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
