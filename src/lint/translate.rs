@@ -12,11 +12,16 @@
 //! - values are written double-quoted (JSON strings), which every YAML 1.1/1.2 reader and JSON
 //!   read as strings (`"-5"` must not become the integer -5).
 //!
-//! Every edited document is parsed again and compared with the original document patched by
-//! `json_patch::patch`; if they differ, or the text is laid out in a way the editor does not
-//! handle (anchors/aliases, merge keys, multi-line or block scalars being replaced, a mapping
-//! that shares its first line with a `- `), that document alone is re-emitted as indented JSON
-//! (a subset of YAML) in its original key order. Its comments are then lost; nothing else is.
+//! Edits of a few shapes read back as the patch by construction (new lines before a block
+//! mapping's first key, entries right after a flow mapping's `{`, a `- "…"` line after a block
+//! list's last item, an item before a flow list's `]`, a one-line scalar replaced; keys and values printable ASCII; see
+//! `Editor::by_construction`). Any other edited document is parsed again and compared with
+//! the original document patched by `json_patch::patch` (debug builds, i.e. tests and fuzzing,
+//! re-parse every edited document and assert the proven ones pass). If they differ, or the
+//! text is laid out in a way the editor does not handle (anchors/aliases, merge keys,
+//! multi-line or block scalars being replaced, a mapping that shares its first line with a
+//! `- `), that document alone is re-emitted as indented JSON (a subset of YAML) in its
+//! original key order. Its comments are then lost; nothing else is.
 //! Documents without changes are copied byte for byte, so translate of its own output is
 //! the identity (the webhook's plan adds nothing the second time).
 
@@ -248,7 +253,7 @@ fn safe_key(key: &str) -> bool {
 }
 
 /// A value whose rendering (`render_block_entry`, or JSON in a flow mapping) provably reads
-/// back as itself: strings of safe characters, and non-empty maps and lists of those. Numbers,
+/// back as itself: strings of safe characters, and maps and lists of those. Numbers,
 /// booleans and nulls (which the webhook's patches do not contain) go through the re-parse.
 fn safe_value(value: &serde_json::Value) -> bool {
     use serde_json::Value as J;
@@ -273,10 +278,12 @@ struct Editor<'t> {
     /// - new entries right after a flow mapping's `{` (the same conditions);
     /// - a safe string appended as a line `- "…"` after the line of a block sequence's last
     ///   item, a one-line string, at the first item's `- ` indentation (`append` checks it);
+    /// - a safe string appended to a flow sequence, before its `]`, when only whitespace
+    ///   separates it from the last item (a scalar) or the `[`;
     /// - a one-line plain or quoted scalar, with nothing (no tag) between it and its key's
     ///   `:`, replaced by a safe string.
     ///
-    /// Anything else (flow sequences, other values, other characters) is re-parsed.
+    /// Anything else (other layouts, other values, other characters) is re-parsed.
     by_construction: bool,
 }
 
@@ -390,8 +397,18 @@ impl<'t> Editor<'t> {
             if self.text.as_bytes().get(close) != Some(&b']') {
                 return None;
             }
-            // `[a, b,]` would become `[a, b,, "x"]`: left to the re-parse.
-            self.by_construction = false;
+            // Proven when only whitespace separates the new item from the previous one (or
+            // from `[`): `[a, b,]` would become `[a, b,, "x"]`, and a comment may hide a comma.
+            // (An alias's copy carries its anchor's span: not proven.)
+            let after = match items.last() {
+                None => Some(seq.span.start + 1),
+                Some(last) if last.scalar_style.is_some() && !last.shared => Some(last.span.end),
+                Some(_) => None,
+            };
+            let gap_is_blank = after
+                .and_then(|a| self.text.get(a..close))
+                .is_some_and(|gap| gap.bytes().all(|b| b" \t\r\n".contains(&b)));
+            self.by_construction &= gap_is_blank && value.is_string() && safe_value(value);
             let text = if items.is_empty() {
                 json
             } else {
@@ -409,12 +426,19 @@ impl<'t> Editor<'t> {
             return None;
         }
         let indent = dash_prefix(self.text, seq.span.start)?;
-        self.by_construction &= safe_value(value) && value.is_string();
         // After the end of the line the last item is on.
         let (at, lead) = match self.text[last.span.end..].find('\n') {
             Some(i) => (last.span.end + i + 1, ""),
             None => (self.text.len(), "\n"),
         };
+        // A lone `\r` also ends a line in YAML: then the `\n` found may be lines further on.
+        let rest_of_line = &self.text[last.span.end..at];
+        let rest_of_line = rest_of_line
+            .strip_suffix("\r\n")
+            .or(rest_of_line.strip_suffix('\n'))
+            .unwrap_or(rest_of_line);
+        self.by_construction &=
+            value.is_string() && safe_value(value) && !rest_of_line.contains('\r');
         self.edits.push(Edit {
             start: at,
             end: at,
@@ -427,10 +451,18 @@ impl<'t> Editor<'t> {
     fn finish(mut self) -> Option<(Vec<Edit>, bool)> {
         for (_, insert) in std::mem::take(&mut self.inserts) {
             let edit = render_insert(self.text, &insert)?;
-            self.by_construction &= insert
-                .entries
-                .iter()
-                .all(|(k, v)| safe_key(k) && safe_value(v));
+            // A key that is not a string (`true:`, `5:`) has a JSON name too: a new key with the
+            // same name would leave two, and the later one wins.
+            let Value::Map(existing) = &insert.map.value else {
+                return None;
+            };
+            self.by_construction &= insert.entries.iter().all(|(k, v)| {
+                safe_key(k)
+                    && safe_value(v)
+                    && !existing
+                        .iter()
+                        .any(|(ek, _)| ek.key_str().is_none() && yaml::json_key(ek) == *k)
+            });
             self.edits.push(edit);
         }
         Some((self.edits, self.by_construction))
@@ -444,9 +476,14 @@ fn line_prefix(text: &str, at: usize) -> Option<&str> {
     prefix.bytes().all(|b| b == b' ').then_some(prefix)
 }
 
-/// The indentation of the `- ` that introduces a block sequence starting at `at` (a block
-/// sequence's span starts at its first item's content).
+/// The indentation of the `- ` that introduces a block sequence starting at `at`: an indented
+/// sequence's span starts at its first `-`, an indentless one's (`key:` and `- a` on the next
+/// line at the same column) at its first item's content.
 fn dash_prefix(text: &str, at: usize) -> Option<&str> {
+    let rest = text[at..].as_bytes();
+    if rest.first() == Some(&b'-') && rest.get(1).is_none_or(|b| b" \t\r\n".contains(b)) {
+        return line_prefix(text, at);
+    }
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let before = text[line_start..at]
         .trim_end_matches(' ')
@@ -613,5 +650,110 @@ fn apply_add(node: &mut Node, path: &[String], value: &serde_json::Value) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// For each document with changes: whether its edits were proven by construction, and
+    /// whether the full check (re-parse) accepts them. Runs the same steps as `translate`.
+    fn classify(text: &str) -> Vec<(bool, bool)> {
+        let settings = MutationSettings::default();
+        let stage = Stage::Offline { managed: true };
+        let mut out = Vec::new();
+        for doc in Documents::new(text) {
+            let doc = doc.expect("parses");
+            let Some(root) = &doc.root else { continue };
+            let objects = objects_of(&doc).expect("objects");
+            let is_list = root.get("items").is_some();
+            let mut patches = Vec::new();
+            for (i, object) in objects.iter().enumerate() {
+                let patch = object_patch(object, &settings, stage);
+                if !patch.0.is_empty() {
+                    let prefix = if is_list {
+                        vec!["items".to_owned(), i.to_string()]
+                    } else {
+                        Vec::new()
+                    };
+                    patches.push((prefix, *object, patch));
+                }
+            }
+            if patches.is_empty() {
+                continue;
+            }
+            let mut editor = Editor {
+                text,
+                edits: Vec::new(),
+                inserts: Vec::new(),
+                by_construction: true,
+            };
+            let mut ok = true;
+            for (_, object, patch) in &patches {
+                for op in &patch.0 {
+                    let (path, value) = tokens(op).expect("add");
+                    ok &= editor.add(object, &path, value).is_some();
+                }
+            }
+            let Some((edits, proven)) = editor.finish().filter(|_| ok) else {
+                out.push((false, false));
+                continue;
+            };
+            out.push((proven, reads_as_patched(text, root, &patches, &edits)));
+        }
+        out
+    }
+
+    const HOOK: &str = "    argocd.argoproj.io/hook: PreSync\n";
+
+    #[test]
+    fn proven_shapes_read_back_as_the_patch() {
+        let cases = [
+            // Block mappings and lists, LF and CRLF.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  labels:\n    a: b\n  finalizers:\n  - x\n  annotations:\n{HOOK}"),
+            format!("apiVersion: batch/v1\r\nkind: Job\r\nmetadata:\r\n  name: j\r\n  finalizers:\r\n    - x # c\r\n  annotations:\r\n{}", HOOK.replace('\n', "\r\n")),
+            // New `labels` and `finalizers` (a map and a list as values); Helm's policy
+            // replacing a plain and a quoted value.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n    annotations:\n  {HOOK}"),
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: HookSucceeded  # c\n    helm.sh/hook-delete-policy: hook-failed\n"),
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: 'HookSucceeded'\n    helm.sh/hook-delete-policy: hook-failed\n"),
+            // JSON, compact and pretty.
+            r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "finalizers": [], "annotations": {"helm.sh/hook": "pre-install"}}}"#.to_owned(),
+            "{\n  \"apiVersion\": \"batch/v1\",\n  \"kind\": \"Job\",\n  \"metadata\": {\n    \"annotations\": {\n      \"helm.sh/hook\": \"pre-install\"\n    }\n  }\n}\n".to_owned(),
+        ];
+        for text in &cases {
+            for (proven, verified) in classify(text) {
+                assert!(proven && verified, "({proven}, {verified}) for:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_re_parsed() {
+        let cases = [
+            // A flow list with a trailing comma: appending would write `,,`.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  finalizers: [x,]\n  annotations:\n{HOOK}"),
+            // A lone `\r` ends a line in YAML: the next `\n` is lines further on.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  finalizers:\r  - x\r  labels: {{}}\n  annotations:\n{HOOK}"),
+        ];
+        for text in &cases {
+            let classes = classify(text);
+            assert!(!classes.is_empty(), "no changes for:\n{text}");
+            for (proven, _) in classes {
+                assert!(!proven, "proven by construction:\n{text}");
+            }
+            let once =
+                translate(text.as_bytes(), &MutationSettings::default(), true).expect("translates");
+            let again = translate(once.text.as_bytes(), &MutationSettings::default(), true)
+                .expect("translates its output");
+            assert_eq!(again.changed_objects, 0, "{}", once.text);
+        }
+        // A tag before the value being replaced: either its span covers the tag (then
+        // replacing it is right) or the edit is re-parsed.
+        let tagged = format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: !!str HookSucceeded\n    helm.sh/hook-delete-policy: hook-failed\n");
+        for (proven, verified) in classify(&tagged) {
+            assert!(!proven || verified, "{tagged}");
+        }
     }
 }

@@ -161,7 +161,7 @@ impl Node {
 }
 
 /// JSON object keys: sigs.k8s.io/yaml formats non-string keys as text.
-fn json_key(k: &Node) -> String {
+pub(crate) fn json_key(k: &Node) -> String {
     match &k.value {
         Value::Str(s) => s.clone(),
         Value::Null => "null".to_owned(),
