@@ -480,7 +480,7 @@ fn line_prefix(text: &str, at: usize) -> Option<&str> {
 /// sequence's span starts at its first `-`, an indentless one's (`key:` and `- a` on the next
 /// line at the same column) at its first item's content.
 fn dash_prefix(text: &str, at: usize) -> Option<&str> {
-    let rest = text[at..].as_bytes();
+    let rest = text.as_bytes().get(at..)?;
     if rest.first() == Some(&b'-') && rest.get(1).is_none_or(|b| b" \t\r\n".contains(b)) {
         return line_prefix(text, at);
     }
