@@ -16,7 +16,7 @@ use std::ops::Range;
 /// At most this many nodes may be created by expanding aliases in one stream (a "billion
 /// laughs" stream is rejected instead of exhausting memory and time). Per stream, not per
 /// document: a stream of many small bombs must not add up. Expanding costs ~0.1 µs a node,
-/// and translate parses an edited document twice; 10 000 nodes keep a 633-byte bomb at ~1 ms
+/// and translate may parse an edited document twice; 10 000 nodes keep a 633-byte bomb at ~1 ms
 /// (at 1 000 000 per document it took 110 ms, found by `make fuzz-replay`), far above what
 /// hand-written anchors in manifests expand to.
 const MAX_ALIAS_NODES: usize = 10_000;
