@@ -12,11 +12,16 @@
 //! - values are written double-quoted (JSON strings), which every YAML 1.1/1.2 reader and JSON
 //!   read as strings (`"-5"` must not become the integer -5).
 //!
-//! Every edited document is parsed again and compared with the original document patched by
-//! `json_patch::patch`; if they differ, or the text is laid out in a way the editor does not
-//! handle (anchors/aliases, merge keys, multi-line or block scalars being replaced, a mapping
-//! that shares its first line with a `- `), that document alone is re-emitted as indented JSON
-//! (a subset of YAML) in its original key order. Its comments are then lost; nothing else is.
+//! Edits of a few shapes read back as the patch by construction (new lines before a block
+//! mapping's first key, entries right after a flow mapping's `{`, a `- "…"` line after a block
+//! list's last item, an item before a flow list's `]`, a one-line scalar replaced; keys and values printable ASCII; see
+//! `Editor::by_construction`). Any other edited document is parsed again and compared with
+//! the original document patched by `json_patch::patch` (debug builds, i.e. tests and fuzzing,
+//! re-parse every edited document and assert the proven ones pass). If they differ, or the
+//! text is laid out in a way the editor does not handle (anchors/aliases, merge keys,
+//! multi-line or block scalars being replaced, a mapping that shares its first line with a
+//! `- `), that document alone is re-emitted as indented JSON (a subset of YAML) in its
+//! original key order. Its comments are then lost; nothing else is.
 //! Documents without changes are copied byte for byte, so translate of its own output is
 //! the identity (the webhook's plan adds nothing the second time).
 
@@ -163,6 +168,7 @@ fn edit_in_place(
         text,
         edits: Vec::new(),
         inserts: Vec::new(),
+        by_construction: true,
     };
     for (_, object, patch) in patches {
         for op in &patch.0 {
@@ -170,7 +176,7 @@ fn edit_in_place(
             editor.add(object, &path, value)?;
         }
     }
-    let mut edits = editor.finish()?;
+    let (mut edits, by_construction) = editor.finish()?;
     // Edits must stay inside the document and must not overlap.
     edits.sort_by_key(|e| e.start);
     let mut at = root.span.start;
@@ -180,31 +186,83 @@ fn edit_in_place(
         }
         at = e.end;
     }
-    // Verify: the edited text must read as the original document patched.
-    let mut expected = root.to_json();
-    for (prefix, _, patch) in patches {
-        let mut ops = patch.clone();
-        for op in ops.0.iter_mut() {
-            if let PatchOperation::Add(add) = op {
-                let mut full = prefix.clone();
-                full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
-                add.path =
-                    json_patch::jsonptr::PointerBuf::from_tokens(full.iter().map(String::as_str));
-            }
-        }
-        json_patch::patch(&mut expected, &ops).ok()?;
+    // Edits of the shapes `Editor` proves correct need no re-parse (the re-parse was half of
+    // translate's time). Debug builds (tests, fuzzing) still re-parse them and insist the
+    // proof holds.
+    if by_construction && !cfg!(debug_assertions) {
+        return Some(edits);
     }
-    let shifted: Vec<Edit> = edits
-        .iter()
-        .map(|e| Edit {
-            start: e.start - root.span.start,
-            end: e.end - root.span.start,
-            text: e.text.clone(),
-        })
-        .collect();
-    let edited = apply_edits(&text[root.span.clone()], &shifted);
-    let reparsed = Documents::new(&edited).next()?.ok()?.root?;
-    (reparsed.to_json() == expected).then_some(edits)
+    let verified = reads_as_patched(text, root, patches, &edits);
+    debug_assert!(
+        verified || !by_construction,
+        "an edit proved correct by construction does not read back as the patch:\n{}",
+        &text[root.span.clone()]
+    );
+    verified.then_some(edits)
+}
+
+/// The full check: the edited document, parsed again, reads as the original document patched
+/// by `json_patch::patch`.
+fn reads_as_patched(
+    text: &str,
+    root: &Node,
+    patches: &[(Vec<String>, &Node, Patch)],
+    edits: &[Edit],
+) -> bool {
+    let check = || -> Option<bool> {
+        let mut expected = root.to_json();
+        for (prefix, _, patch) in patches {
+            let mut ops = patch.clone();
+            for op in ops.0.iter_mut() {
+                if let PatchOperation::Add(add) = op {
+                    let mut full = prefix.clone();
+                    full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
+                    add.path = json_patch::jsonptr::PointerBuf::from_tokens(
+                        full.iter().map(String::as_str),
+                    );
+                }
+            }
+            json_patch::patch(&mut expected, &ops).ok()?;
+        }
+        let shifted: Vec<Edit> = edits
+            .iter()
+            .map(|e| Edit {
+                start: e.start - root.span.start,
+                end: e.end - root.span.start,
+                text: e.text.clone(),
+            })
+            .collect();
+        let edited = apply_edits(&text[root.span.clone()], &shifted);
+        let reparsed = Documents::new(&edited).next()?.ok()?.root?;
+        Some(reparsed.to_json() == expected)
+    };
+    check().unwrap_or(false)
+}
+
+/// A string whose JSON form is printable ASCII: written double-quoted, every YAML reader reads
+/// it back as exactly this string (no raw line breaks, no characters YAML 1.1 and 1.2 read
+/// differently such as U+0085 or U+2028, none YAML forbids such as U+007F).
+fn safe_string(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// A mapping key `translate` writes that reads back as itself: safe characters, and short
+/// enough for an implicit key (YAML limits those to 1024 characters, quotes included).
+fn safe_key(key: &str) -> bool {
+    key.len() <= 1000 && safe_string(key)
+}
+
+/// A value whose rendering (`render_block_entry`, or JSON in a flow mapping) provably reads
+/// back as itself: strings of safe characters, and maps and lists of those. Numbers,
+/// booleans and nulls (which the webhook's patches do not contain) go through the re-parse.
+fn safe_value(value: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match value {
+        J::String(s) => safe_string(s),
+        J::Object(map) => map.iter().all(|(k, v)| safe_key(k) && safe_value(v)),
+        J::Array(items) => items.iter().all(safe_value),
+        J::Null | J::Bool(_) | J::Number(_) => false,
+    }
 }
 
 struct Editor<'t> {
@@ -212,6 +270,21 @@ struct Editor<'t> {
     edits: Vec<Edit>,
     /// New entries per mapping (keyed by the mapping's start), rendered together at the end.
     inserts: Vec<(usize, Insert<'t>)>,
+    /// Every edit so far has a shape that reads back as the patch by construction, so the
+    /// document need not be parsed again to verify it. The shapes:
+    /// - new entries (safe keys and values) on lines of their own just before a block
+    ///   mapping's first key, at its indentation (a mapping without anchors or merge keys
+    ///   whose first key starts its line after spaces only; `render_insert` checks that);
+    /// - new entries right after a flow mapping's `{` (the same conditions);
+    /// - a safe string appended as a line `- "…"` after the line of a block sequence's last
+    ///   item, a one-line string, at the first item's `- ` indentation (`append` checks it);
+    /// - a safe string appended to a flow sequence, before its `]`, when only whitespace
+    ///   separates it from the last item (a scalar) or the `[`;
+    /// - a one-line plain or quoted scalar, with nothing (no tag) between it and its key's
+    ///   `:`, replaced by a safe string.
+    ///
+    /// Anything else (other layouts, other values, other characters) is re-parsed.
+    by_construction: bool,
 }
 
 struct Insert<'t> {
@@ -239,7 +312,11 @@ impl<'t> Editor<'t> {
         }
         match &parent.value {
             Value::Map(_) => match parent.get(last) {
-                Some(existing) => self.replace(existing, value),
+                Some(existing) => {
+                    self.replace(existing, value)?;
+                    self.by_construction &= self.replaced_by_construction(existing, value);
+                    Some(())
+                }
                 None => {
                     self.insert(parent, step, last, value);
                     Some(())
@@ -248,6 +325,19 @@ impl<'t> Editor<'t> {
             Value::Seq(items) if last == "-" => self.append(parent, items, value),
             _ => None,
         }
+    }
+
+    /// A replacement `replace` made is one of the proven shapes (see `by_construction`).
+    fn replaced_by_construction(&self, existing: &Node, value: &serde_json::Value) -> bool {
+        use serde_saphyr::granit_parser::ScalarStyle;
+        let style_ok = matches!(
+            existing.scalar_style,
+            Some(ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
+        );
+        let after_colon = self.text[..existing.span.start]
+            .trim_end_matches(' ')
+            .ends_with(':');
+        style_ok && after_colon && matches!(value, serde_json::Value::String(s) if safe_string(s))
     }
 
     fn replace(&mut self, existing: &Node, value: &serde_json::Value) -> Option<()> {
@@ -307,6 +397,18 @@ impl<'t> Editor<'t> {
             if self.text.as_bytes().get(close) != Some(&b']') {
                 return None;
             }
+            // Proven when only whitespace separates the new item from the previous one (or
+            // from `[`): `[a, b,]` would become `[a, b,, "x"]`, and a comment may hide a comma.
+            // (An alias's copy carries its anchor's span: not proven.)
+            let after = match items.last() {
+                None => Some(seq.span.start + 1),
+                Some(last) if last.scalar_style.is_some() && !last.shared => Some(last.span.end),
+                Some(_) => None,
+            };
+            let gap_is_blank = after
+                .and_then(|a| self.text.get(a..close))
+                .is_some_and(|gap| gap.bytes().all(|b| b" \t\r\n".contains(&b)));
+            self.by_construction &= gap_is_blank && value.is_string() && safe_value(value);
             let text = if items.is_empty() {
                 json
             } else {
@@ -329,6 +431,14 @@ impl<'t> Editor<'t> {
             Some(i) => (last.span.end + i + 1, ""),
             None => (self.text.len(), "\n"),
         };
+        // A lone `\r` also ends a line in YAML: then the `\n` found may be lines further on.
+        let rest_of_line = &self.text[last.span.end..at];
+        let rest_of_line = rest_of_line
+            .strip_suffix("\r\n")
+            .or(rest_of_line.strip_suffix('\n'))
+            .unwrap_or(rest_of_line);
+        self.by_construction &=
+            value.is_string() && safe_value(value) && !rest_of_line.contains('\r');
         self.edits.push(Edit {
             start: at,
             end: at,
@@ -337,12 +447,25 @@ impl<'t> Editor<'t> {
         Some(())
     }
 
-    fn finish(mut self) -> Option<Vec<Edit>> {
+    /// The edits, and whether all of them are of the proven shapes.
+    fn finish(mut self) -> Option<(Vec<Edit>, bool)> {
         for (_, insert) in std::mem::take(&mut self.inserts) {
             let edit = render_insert(self.text, &insert)?;
+            // A key that is not a string (`true:`, `5:`) has a JSON name too: a new key with the
+            // same name would leave two, and the later one wins.
+            let Value::Map(existing) = &insert.map.value else {
+                return None;
+            };
+            self.by_construction &= insert.entries.iter().all(|(k, v)| {
+                safe_key(k)
+                    && safe_value(v)
+                    && !existing
+                        .iter()
+                        .any(|(ek, _)| ek.key_str().is_none() && yaml::json_key(ek) == *k)
+            });
             self.edits.push(edit);
         }
-        Some(self.edits)
+        Some((self.edits, self.by_construction))
     }
 }
 
@@ -353,9 +476,14 @@ fn line_prefix(text: &str, at: usize) -> Option<&str> {
     prefix.bytes().all(|b| b == b' ').then_some(prefix)
 }
 
-/// The indentation of the `- ` that introduces a block sequence starting at `at` (a block
-/// sequence's span starts at its first item's content).
+/// The indentation of the `- ` that introduces a block sequence starting at `at`: an indented
+/// sequence's span starts at its first `-`, an indentless one's (`key:` and `- a` on the next
+/// line at the same column) at its first item's content.
 fn dash_prefix(text: &str, at: usize) -> Option<&str> {
+    let rest = text.as_bytes().get(at..)?;
+    if rest.first() == Some(&b'-') && rest.get(1).is_none_or(|b| b" \t\r\n".contains(b)) {
+        return line_prefix(text, at);
+    }
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let before = text[line_start..at]
         .trim_end_matches(' ')
@@ -459,11 +587,9 @@ fn yaml_key(key: &str) -> Option<String> {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'))
-        && super::yaml::Documents::new(&format!("{key}: x"))
-            .next()
-            .and_then(Result::ok)
-            .and_then(|d| d.root)
-            .is_some_and(|r| r.get(key).is_some());
+        // These characters make one plain scalar; it must not read as a number, boolean or
+        // null (`y`, `1e3`).
+        && super::yaml::plain_reads_as_string(key);
     if plain {
         Some(key.to_owned())
     } else {
@@ -524,5 +650,110 @@ fn apply_add(node: &mut Node, path: &[String], value: &serde_json::Value) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// For each document with changes: whether its edits were proven by construction, and
+    /// whether the full check (re-parse) accepts them. Runs the same steps as `translate`.
+    fn classify(text: &str) -> Vec<(bool, bool)> {
+        let settings = MutationSettings::default();
+        let stage = Stage::Offline { managed: true };
+        let mut out = Vec::new();
+        for doc in Documents::new(text) {
+            let doc = doc.expect("parses");
+            let Some(root) = &doc.root else { continue };
+            let objects = objects_of(&doc).expect("objects");
+            let is_list = root.get("items").is_some();
+            let mut patches = Vec::new();
+            for (i, object) in objects.iter().enumerate() {
+                let patch = object_patch(object, &settings, stage);
+                if !patch.0.is_empty() {
+                    let prefix = if is_list {
+                        vec!["items".to_owned(), i.to_string()]
+                    } else {
+                        Vec::new()
+                    };
+                    patches.push((prefix, *object, patch));
+                }
+            }
+            if patches.is_empty() {
+                continue;
+            }
+            let mut editor = Editor {
+                text,
+                edits: Vec::new(),
+                inserts: Vec::new(),
+                by_construction: true,
+            };
+            let mut ok = true;
+            for (_, object, patch) in &patches {
+                for op in &patch.0 {
+                    let (path, value) = tokens(op).expect("add");
+                    ok &= editor.add(object, &path, value).is_some();
+                }
+            }
+            let Some((edits, proven)) = editor.finish().filter(|_| ok) else {
+                out.push((false, false));
+                continue;
+            };
+            out.push((proven, reads_as_patched(text, root, &patches, &edits)));
+        }
+        out
+    }
+
+    const HOOK: &str = "    argocd.argoproj.io/hook: PreSync\n";
+
+    #[test]
+    fn proven_shapes_read_back_as_the_patch() {
+        let cases = [
+            // Block mappings and lists, LF and CRLF.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  labels:\n    a: b\n  finalizers:\n  - x\n  annotations:\n{HOOK}"),
+            format!("apiVersion: batch/v1\r\nkind: Job\r\nmetadata:\r\n  name: j\r\n  finalizers:\r\n    - x # c\r\n  annotations:\r\n{}", HOOK.replace('\n', "\r\n")),
+            // New `labels` and `finalizers` (a map and a list as values); Helm's policy
+            // replacing a plain and a quoted value.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n    annotations:\n  {HOOK}"),
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: HookSucceeded  # c\n    helm.sh/hook-delete-policy: hook-failed\n"),
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: 'HookSucceeded'\n    helm.sh/hook-delete-policy: hook-failed\n"),
+            // JSON, compact and pretty.
+            r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "finalizers": [], "annotations": {"helm.sh/hook": "pre-install"}}}"#.to_owned(),
+            "{\n  \"apiVersion\": \"batch/v1\",\n  \"kind\": \"Job\",\n  \"metadata\": {\n    \"annotations\": {\n      \"helm.sh/hook\": \"pre-install\"\n    }\n  }\n}\n".to_owned(),
+        ];
+        for text in &cases {
+            for (proven, verified) in classify(text) {
+                assert!(proven && verified, "({proven}, {verified}) for:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_re_parsed() {
+        let cases = [
+            // A flow list with a trailing comma: appending would write `,,`.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  finalizers: [x,]\n  annotations:\n{HOOK}"),
+            // A lone `\r` ends a line in YAML: the next `\n` is lines further on.
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  finalizers:\r  - x\r  labels: {{}}\n  annotations:\n{HOOK}"),
+        ];
+        for text in &cases {
+            let classes = classify(text);
+            assert!(!classes.is_empty(), "no changes for:\n{text}");
+            for (proven, _) in classes {
+                assert!(!proven, "proven by construction:\n{text}");
+            }
+            let once =
+                translate(text.as_bytes(), &MutationSettings::default(), true).expect("translates");
+            let again = translate(once.text.as_bytes(), &MutationSettings::default(), true)
+                .expect("translates its output");
+            assert_eq!(again.changed_objects, 0, "{}", once.text);
+        }
+        // A tag before the value being replaced: either its span covers the tag (then
+        // replacing it is right) or the edit is re-parsed.
+        let tagged = format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n{HOOK}    argocd.argoproj.io/hook-delete-policy: !!str HookSucceeded\n    helm.sh/hook-delete-policy: hook-failed\n");
+        for (proven, verified) in classify(&tagged) {
+            assert!(!proven || verified, "{tagged}");
+        }
     }
 }

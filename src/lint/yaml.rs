@@ -16,7 +16,7 @@ use std::ops::Range;
 /// At most this many nodes may be created by expanding aliases in one stream (a "billion
 /// laughs" stream is rejected instead of exhausting memory and time). Per stream, not per
 /// document: a stream of many small bombs must not add up. Expanding costs ~0.1 µs a node,
-/// and translate parses an edited document twice; 10 000 nodes keep a 633-byte bomb at ~1 ms
+/// and translate may parse an edited document twice; 10 000 nodes keep a 633-byte bomb at ~1 ms
 /// (at 1 000 000 per document it took 110 ms, found by `make fuzz-replay`), far above what
 /// hand-written anchors in manifests expand to.
 const MAX_ALIAS_NODES: usize = 10_000;
@@ -161,7 +161,7 @@ impl Node {
 }
 
 /// JSON object keys: sigs.k8s.io/yaml formats non-string keys as text.
-fn json_key(k: &Node) -> String {
+pub(crate) fn json_key(k: &Node) -> String {
     match &k.value {
         Value::Str(s) => s.clone(),
         Value::Null => "null".to_owned(),
@@ -663,6 +663,16 @@ fn merge_keys(entries: Vec<(Node, Node)>, node: &mut Node) -> Vec<(Node, Node)> 
         }
     }
     own
+}
+
+/// Whether `text`, written as a plain scalar, reads back as the string `text` (not a number,
+/// boolean or null): what `translate` needs to write a mapping key unquoted.
+pub(crate) fn plain_reads_as_string(text: &str) -> bool {
+    !text.is_empty()
+        && matches!(
+            resolve_scalar(text, ScalarStyle::Plain, None),
+            Value::Str(_)
+        )
 }
 
 /// Types a scalar the way go-yaml v2 does (sigs.k8s.io/yaml, used by kubectl, Helm and
