@@ -95,7 +95,8 @@ chart-render:
 # the stable toolchain runs it with RUSTC_BOOTSTRAP=1). Each target runs FUZZ_SECONDS on its
 # committed seeds in fuzz/corpus/<target>/ (new finds stay local, see fuzz/.gitignore).
 # Crashes land in fuzz/artifacts/<target>/. `make fuzz-replay` then times every corpus input
-# (and large generated ones) in an optimised build without sanitizers: fails over 10 ms.
+# (and large generated ones) in an optimised build without sanitizers: fails over 10 ms per
+# product call (a target body that makes several calls gets 10 ms for each).
 # See docs/reliability.md.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= review annotations policy lint

@@ -26,6 +26,19 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("lint", lint),
 ];
 
+/// How many product calls a target body makes on one input, for the replay's time budget of
+/// a body row (the 10 ms limit is per product call): `lint` lints the input, translates it
+/// four times (input and output, with and without `--managed`) and lints each changed output.
+/// Bodies not listed make one.
+pub const PASSES: &[(&str, u32)] = &[("lint", 7)];
+
+pub fn passes(target: &str) -> u32 {
+    PASSES
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map_or(1, |&(_, n)| n)
+}
+
 /// The product's entry points timed on their own by the replay (a target body runs several
 /// of them to check invariants): `(target whose inputs they take, name, function)`.
 pub const ENTRY_POINTS: &[(&str, &str, fn(&[u8]))] = &[
