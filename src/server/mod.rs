@@ -395,7 +395,10 @@ impl Connection {
         let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
         let result = loop {
             let now = tokio::time::Instant::now();
-            let due = activity.next_due(http2, &limits).min(now + recheck);
+            let next = activity.next_limit(http2, &limits);
+            let due = next
+                .as_ref()
+                .map_or(now + recheck, |(at, _)| (*at).min(now + recheck));
             tokio::select! {
                 result = conn.as_mut() => break result,
                 changed = closing.changed(), if !shutting_down => {
@@ -405,7 +408,12 @@ impl Connection {
                     shutting_down = true;
                 }
                 () = tokio::time::sleep_until(due), if !shutting_down => {
-                    match activity.overdue(http2, &limits) {
+                    // Looked at again: a request may have started or ended since.
+                    let overdue = activity
+                        .next_limit(http2, &limits)
+                        .filter(|(at, _)| *at <= tokio::time::Instant::now())
+                        .map(|(_, which)| which);
+                    match overdue {
                         None => {}
                         Some(Overdue::Headers) => {
                             tracing::debug!(%peer, "request headers did not arrive in time; closing");
@@ -539,32 +547,22 @@ impl Activity {
         }
     }
 
-    /// When the next limit runs out if nothing happens meanwhile (a request in flight has its
-    /// own deadline: then the answer is "not soon").
-    fn next_due(&self, http2: bool, limits: &ConnectionLimits) -> tokio::time::Instant {
-        let state = self.lock();
-        let now = tokio::time::Instant::now();
-        match (state.in_flight, state.started_at) {
-            (0, _) if http2 => state.idle_since + limits.header_read_timeout,
-            (0, Some(started)) => started + limits.header_read_timeout,
-            (0, None) => state.idle_since + limits.idle_timeout,
-            _ => now + limits.idle_timeout.max(limits.header_read_timeout),
-        }
-    }
-
-    fn overdue(&self, http2: bool, limits: &ConnectionLimits) -> Option<Overdue> {
+    /// The limit that runs out next if nothing happens meanwhile, and when; `None` while a
+    /// request is in flight (it has its own deadline).
+    fn next_limit(
+        &self,
+        http2: bool,
+        limits: &ConnectionLimits,
+    ) -> Option<(tokio::time::Instant, Overdue)> {
         let state = self.lock();
         if state.in_flight > 0 {
             return None;
         }
-        let idle = state.idle_since.elapsed();
-        match state.started_at {
-            _ if http2 => (idle >= limits.header_read_timeout).then_some(Overdue::Idle),
-            Some(started) => {
-                (started.elapsed() >= limits.header_read_timeout).then_some(Overdue::Headers)
-            }
-            None => (idle >= limits.idle_timeout).then_some(Overdue::Idle),
-        }
+        Some(match state.started_at {
+            _ if http2 => (state.idle_since + limits.header_read_timeout, Overdue::Idle),
+            Some(started) => (started + limits.header_read_timeout, Overdue::Headers),
+            None => (state.idle_since + limits.idle_timeout, Overdue::Idle),
+        })
     }
 }
 
