@@ -62,6 +62,20 @@ impl Rng {
     }
 }
 
+/// The sidecar as every fault scenario runs it: short graces and lease, so rounds are quick.
+const SIDECAR_FLAGS: &[&str] = &[
+    "--succeeded-grace",
+    "1s",
+    "--failed-grace",
+    "2s",
+    "--max-hold",
+    "20s",
+    "--lease-duration",
+    "3s",
+    "--lease-renew",
+    "1s",
+];
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -108,13 +122,6 @@ fn job_manifest(name: &str, policy: &str, managed: bool) -> Value {
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "hook", "image": "busybox", "command": ["true"]}]}}}
     })
-}
-
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 /// Marks a Job finished through the status subresource once the job controller has synced
@@ -272,7 +279,7 @@ fn has_condition(job: &Job, condition: &str) -> bool {
 
 /// Writes the outcome the job controller would write for a finished pod.
 async fn mark(jobs: &Api<Job>, name: &str, condition: &str) {
-    let now = now_rfc3339();
+    let now = support::now_rfc3339();
     let mut patch = json!({"status": {"conditions": [{
         "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
         "reason": "E2E", "message": "set by the fault test"}]}});
@@ -323,20 +330,8 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "hg-faults").await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-    let flags = [
-        "--succeeded-grace",
-        "1s",
-        "--failed-grace",
-        "2s",
-        "--max-hold",
-        "20s",
-        "--lease-duration",
-        "3s",
-        "--lease-renew",
-        "1s",
-    ];
     let mut rng = Rng::new(seed);
-    let mut sidecar = Some(Sidecar::start(&ns.name, "pod-0", &flags).await);
+    let mut sidecar = Some(Sidecar::start(&ns.name, "pod-0", SIDECAR_FLAGS).await);
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
 
@@ -438,7 +433,7 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
         kills += 1;
         drop(s);
         tokio::time::sleep(rng.ms(0, 2500)).await;
-        sidecar = Some(Sidecar::start(&ns.name, "pod-0", &flags).await);
+        sidecar = Some(Sidecar::start(&ns.name, "pod-0", SIDECAR_FLAGS).await);
     }
     workload.await.expect("workload");
     stop.store(true, Ordering::Relaxed);
@@ -451,7 +446,7 @@ async fn finalizer_survives_kills_conflicts_and_deletions_behind_its_back() {
     let settled = settle(&jobs, &planned, Duration::from_secs(90)).await;
     if !settled.left.is_empty() {
         let s = sidecar.as_mut().expect("sidecar");
-        apiserver::diagnose(&jobs, s, &settled.left, &ns.name, &flags, &planned).await;
+        apiserver::diagnose(&jobs, s, &settled.left, &ns.name, &planned).await;
     }
     let expected = settled.expected;
     let stuck = settled.stuck.clone();

@@ -56,13 +56,6 @@ async fn create_job(jobs: &Api<Job>, manifest: Value) -> Job {
         .expect("create job")
 }
 
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// Marks a Job finished through the status subresource (there is no kubelet). The 1.20 job
 /// controller rewrites the whole status on its first sync, so wait for that sync (startTime
 /// set) and check the condition stuck.
@@ -85,7 +78,7 @@ async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
                             .any(|c| c.type_ == condition && c.status == "True")
                     })
             };
-            let now = now_rfc3339();
+            let now = support::now_rfc3339();
             let mut patch = json!({"status": {"conditions": [{
             "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
             "reason": "E2E", "message": "set by the e2e test"}]}});
@@ -662,7 +655,7 @@ async fn workflow_crd_appearing_later_is_picked_up() {
         "metadata": {"name": "wf", "labels": {MANAGED: "true"}, "finalizers": [CLEANUP],
                      "annotations": {"argocd.argoproj.io/hook": "PostSync",
                                      "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}},
-        "spec": {}, "status": {"phase": "Succeeded", "finishedAt": now_rfc3339()}
+        "spec": {}, "status": {"phase": "Succeeded", "finishedAt": support::now_rfc3339()}
     }))
     .expect("workflow");
     eventually(

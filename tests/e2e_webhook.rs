@@ -21,12 +21,10 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use support::{eventually_some as eventually, Cluster, Process, TestNamespace};
 
@@ -171,57 +169,29 @@ impl Drop for Env {
             return;
         };
         let ns = self.ns.name.clone();
-        with_fresh_client(self.cluster.kubeconfig.clone(), move |client| async move {
-            release_all(&Api::<Job>::namespaced(client.clone(), &ns)).await;
-            release_all(&Api::<Pod>::namespaced(client.clone(), &ns)).await;
-            let workflows = workflow_resource();
-            release_all(&Api::<DynamicObject>::namespaced_with(
-                client.clone(),
-                &ns,
-                &workflows,
-            ))
-            .await;
-            let dp = DeleteParams::default();
-            let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-                .delete(&configs, &dp)
+        // Bounded: a cleanup that hangs must not hang the test run.
+        support::with_fresh_client(move |client| async move {
+            let cleanup = async move {
+                release_all(&Api::<Job>::namespaced(client.clone(), &ns)).await;
+                release_all(&Api::<Pod>::namespaced(client.clone(), &ns)).await;
+                let workflows = workflow_resource();
+                release_all(&Api::<DynamicObject>::namespaced_with(
+                    client.clone(),
+                    &ns,
+                    &workflows,
+                ))
                 .await;
-            let _ = Api::<MutatingWebhookConfiguration>::all(client)
-                .delete(&configs, &dp)
-                .await;
+                let dp = DeleteParams::default();
+                let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+                    .delete(&configs, &dp)
+                    .await;
+                let _ = Api::<MutatingWebhookConfiguration>::all(client)
+                    .delete(&configs, &dp)
+                    .await;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(20), cleanup).await;
         });
     }
-}
-
-/// Runs `f` with a client of its own on a thread of its own: Drop cannot await, and the test's
-/// client belongs to the test's runtime, which the dropping thread is blocking.
-fn with_fresh_client<F, Fut>(kubeconfig: PathBuf, f: F)
-where
-    F: FnOnce(Client) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let _ = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            let Ok(kc) = Kubeconfig::read_from(&kubeconfig) else {
-                return;
-            };
-            let Ok(config) =
-                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await
-            else {
-                return;
-            };
-            let Ok(client) = Client::try_from(config) else {
-                return;
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(20), f(client)).await;
-        });
-    })
-    .join();
 }
 
 /// `hookguard certs` for 127.0.0.1 into `dir` (ca.crt, tls.crt, tls.key).

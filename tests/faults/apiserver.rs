@@ -11,7 +11,9 @@
 //!       --features e2e --test e2e_faults apiserver -- --nocapture
 
 use super::support::{self, Sidecar, TestNamespace};
-use super::{env_u64, finish, job_manifest, plan_hooks, settle, Fate, Planned, Rng, SERIAL};
+use super::{
+    env_u64, finish, job_manifest, plan_hooks, settle, Fate, Planned, Rng, SERIAL, SIDECAR_FLAGS,
+};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
@@ -95,7 +97,6 @@ pub(super) async fn diagnose(
     sidecar: &mut Sidecar,
     left: &[String],
     ns: &str,
-    flags: &[&str],
     planned: &BTreeMap<String, Planned>,
 ) {
     use futures::StreamExt;
@@ -154,7 +155,7 @@ pub(super) async fn diagnose(
             .join("\n")
     );
     sidecar.terminate();
-    *sidecar = Sidecar::start(ns, "pod-0", flags).await;
+    *sidecar = Sidecar::start(ns, "pod-0", SIDECAR_FLAGS).await;
     let again = settle(jobs, planned, Duration::from_secs(30)).await;
     eprintln!(
         "faults: after a sidecar restart: cleaned {}/{}, left {:?}",
@@ -174,19 +175,7 @@ async fn finalizer_survives_apiserver_restarts_under_load() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "hg-faults-api").await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-    let flags = [
-        "--succeeded-grace",
-        "1s",
-        "--failed-grace",
-        "2s",
-        "--max-hold",
-        "20s",
-        "--lease-duration",
-        "3s",
-        "--lease-renew",
-        "1s",
-    ];
-    let mut sidecar = Sidecar::start(&ns.name, "pod-0", &flags).await;
+    let mut sidecar = Sidecar::start(&ns.name, "pod-0", SIDECAR_FLAGS).await;
     let mut rng = Rng::new(seed ^ 0xA915_E7E5);
     let kill_first = rng.below(2) == 0;
     let mut planned: BTreeMap<String, Planned> = BTreeMap::new();
@@ -213,10 +202,10 @@ async fn finalizer_survives_apiserver_restarts_under_load() {
         };
         eprintln!(
             "faults: restarting the apiserver with SIG{signal} at {}",
-            super::now_rfc3339()
+            support::now_rfc3339()
         );
         let (took, how) = restart_apiserver(signal, grace).await;
-        eprintln!("faults: apiserver back at {}", super::now_rfc3339());
+        eprintln!("faults: apiserver back at {}", support::now_rfc3339());
         restarts.push(format!("{how}:{:.1}s", took.as_secs_f64()));
         if let Some(status) = sidecar.exited() {
             panic!("the sidecar exited during the apiserver restart: {status}");
@@ -227,7 +216,7 @@ async fn finalizer_survives_apiserver_restarts_under_load() {
     let s = settle(&jobs, &planned, Duration::from_secs(90)).await;
     let exited = sidecar.exited();
     if !s.left.is_empty() {
-        diagnose(&jobs, &mut sidecar, &s.left, &ns.name, &flags, &planned).await;
+        diagnose(&jobs, &mut sidecar, &s.left, &ns.name, &planned).await;
     }
     println!(
         "FAULTS scenario=apiserver-restart seed={seed} rounds={rounds} hooks={} restarts={} \

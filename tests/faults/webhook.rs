@@ -328,25 +328,15 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let client = support::client().await;
-                let dp = DeleteParams::default();
-                let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-                    .delete(&name, &dp)
-                    .await;
-                let _ = Api::<MutatingWebhookConfiguration>::all(client)
-                    .delete(&name, &dp)
-                    .await;
-            });
-        })
-        .join();
+        support::with_fresh_client(move |client| async move {
+            let dp = DeleteParams::default();
+            let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+                .delete(&name, &dp)
+                .await;
+            let _ = Api::<MutatingWebhookConfiguration>::all(client)
+                .delete(&name, &dp)
+                .await;
+        });
     }
 }
 

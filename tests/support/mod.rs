@@ -110,32 +110,48 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // A fresh client on the helper thread's own runtime: the test's client is bound to the
-        // test's runtime, which is blocked in this drop.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let client = client().await;
-                let kinds = hookguard::mutation::KindRef::default_managed();
-                let _ = hookguard::finalizer::release::release_finalizers(
-                    &client,
-                    &kinds,
-                    Some(&name),
-                    false,
-                )
+        with_fresh_client(move |client| async move {
+            let kinds = hookguard::mutation::KindRef::default_managed();
+            let _ = hookguard::finalizer::release::release_finalizers(
+                &client,
+                &kinds,
+                Some(&name),
+                false,
+            )
+            .await;
+            let _ = Api::<Namespace>::all(client)
+                .delete(&name, &DeleteParams::default())
                 .await;
-                let _ = Api::<Namespace>::all(client)
-                    .delete(&name, &DeleteParams::default())
-                    .await;
-            });
         });
-        let _ = cleanup.join();
     }
+}
+
+/// Runs `f` with a fresh client on a helper thread with its own runtime, and waits for it:
+/// for cleanup in `Drop`, which cannot await, and where the test's client is bound to the
+/// test's runtime, which is blocked in that drop.
+pub fn with_fresh_client<F, Fut>(f: F)
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move { f(client().await).await });
+    });
+    let _ = cleanup.join();
+}
+
+/// Now, as Kubernetes writes times (RFC 3339, whole seconds).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 pub fn free_port() -> u16 {
