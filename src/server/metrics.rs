@@ -29,9 +29,6 @@ fn label(s: &str) -> String {
     if s.is_empty() {
         return "-".to_string();
     }
-    if s.len() <= MAX_LABEL_LEN {
-        return s.to_string();
-    }
     let mut end = s.len().min(MAX_LABEL_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;
