@@ -885,6 +885,28 @@ async fn only_tls_1_2_and_1_3_are_spoken() {
     s.stop().await;
 }
 
+/// The built binary's `hookguard [GLOBAL…] serve` on 127.0.0.1 with the certificates in `dir`;
+/// the caller adds its own flags and spawns it.
+fn serve_command(
+    global: &[&str],
+    dir: &Path,
+    port: u16,
+    admin_port: u16,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookguard"));
+    cmd.args(global)
+        .arg("serve")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--admin-addr")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--tls-cert")
+        .arg(dir.join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.join(certs::KEY_FILE));
+    cmd
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -903,16 +925,7 @@ async fn sigterm_drains_requests_in_flight_and_closes_idle_connections() {
     let b = bundle();
     certs::write(dir.path(), &b).unwrap();
     let (port, admin_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
-        .args(["--log-format", "json", "serve"])
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--admin-addr")
-        .arg(format!("127.0.0.1:{admin_port}"))
-        .arg("--tls-cert")
-        .arg(dir.path().join(certs::CERT_FILE))
-        .arg("--tls-key")
-        .arg(dir.path().join(certs::KEY_FILE))
+    let mut child = serve_command(&["--log-format", "json"], dir.path(), port, admin_port)
         .args(["--shutdown-delay", "500ms", "--shutdown-timeout", "15s"])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -1099,16 +1112,7 @@ async fn policy_reloads_show_in_readyz_and_metrics() {
     let first = "mode: warn\n";
     std::fs::write(&policy, first).unwrap();
     let (port, admin_port) = (free_port(), free_port());
-    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
-        .arg("serve")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--admin-addr")
-        .arg(format!("127.0.0.1:{admin_port}"))
-        .arg("--tls-cert")
-        .arg(dir.path().join(certs::CERT_FILE))
-        .arg("--tls-key")
-        .arg(dir.path().join(certs::KEY_FILE))
+    let _child = serve_command(&[], dir.path(), port, admin_port)
         .arg("--policy")
         .arg(&policy)
         .args(["--policy-poll-interval", "100ms"])
