@@ -201,3 +201,45 @@ async fn mirror_policy_status(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Settings {
+        let argv = [
+            "hookguard",
+            "serve",
+            "--tls-cert",
+            "t.crt",
+            "--tls-key",
+            "t.key",
+        ];
+        let cli = crate::cli::Cli::try_parse_from(argv.iter().chain(args)).expect("valid flags");
+        let crate::cli::Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        serve.settings(Arc::new(AdmissionConfig::store(ActivePolicy::defaults())))
+    }
+
+    #[test]
+    fn connection_timeouts_come_from_their_flags() {
+        let defaults = settings(&[]).connection;
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(120));
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+        let set = settings(&[
+            "--header-read-timeout",
+            "3s",
+            "--idle-timeout",
+            "95s",
+            "--handshake-timeout",
+            "4s",
+        ])
+        .connection;
+        assert_eq!(set.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(set.idle_timeout, Duration::from_secs(95));
+        assert_eq!(set.handshake_timeout, Duration::from_secs(4));
+    }
+}
