@@ -10,6 +10,7 @@ pub mod certs_cluster;
 pub mod cli;
 pub mod finalizer;
 pub mod hooks;
+pub mod jsonline;
 pub mod lint;
 pub mod mutation;
 pub mod policy;

@@ -369,6 +369,7 @@ pub struct Response {
     pub audit_annotations: BTreeMap<String, String>,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ReviewOut<'a> {
@@ -378,7 +379,72 @@ struct ReviewOut<'a> {
 }
 
 impl Response {
-    pub fn encode(mut self) -> Vec<u8> {
+    /// The AdmissionReview answer as JSON. Written by hand into one buffer: serde_json's
+    /// serialiser cost ~3 700 instructions per answer, a tenth of the decision; the test
+    /// below checks that this writes what serde would (`ReviewOut`).
+    pub fn encode(self) -> Vec<u8> {
+        use crate::jsonline::{push_digits, push_string};
+        let patch_len = self.patch.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(160 + self.uid.len() + patch_len);
+        out.extend_from_slice(b"{\"apiVersion\":\"");
+        out.extend_from_slice(API_VERSION.as_bytes());
+        out.extend_from_slice(b"\",\"kind\":\"");
+        out.extend_from_slice(KIND.as_bytes());
+        out.extend_from_slice(b"\",\"response\":{\"uid\":");
+        push_string(&mut out, &self.uid);
+        out.extend_from_slice(if self.allowed {
+            b",\"allowed\":true"
+        } else {
+            b",\"allowed\":false"
+        });
+        if let Some(status) = &self.status {
+            out.extend_from_slice(b",\"status\":{\"status\":");
+            push_string(&mut out, status.status);
+            out.extend_from_slice(b",\"message\":");
+            push_string(&mut out, &status.message);
+            out.extend_from_slice(b",\"reason\":");
+            push_string(&mut out, status.reason);
+            out.extend_from_slice(b",\"code\":");
+            push_digits(&mut out, status.code.into(), 1);
+            out.push(b'}');
+        }
+        if let Some(patch) = &self.patch {
+            // Base64 needs no escaping, and at a few hundred bytes it is the longest string.
+            out.extend_from_slice(b",\"patch\":\"");
+            out.extend_from_slice(patch.as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(b",\"patchType\":\"JSONPatch\"");
+        }
+        if !self.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":[");
+            for (i, warning) in self.warnings.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_string(&mut out, warning);
+            }
+            out.push(b']');
+        }
+        if !self.audit_annotations.is_empty() {
+            out.extend_from_slice(b",\"auditAnnotations\":{");
+            for (i, (key, value)) in self.audit_annotations.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_string(&mut out, key);
+                out.push(b':');
+                push_string(&mut out, value);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+
+    /// What serde writes for this answer: the reference the hand-written `encode` is
+    /// tested against.
+    #[cfg(test)]
+    fn encode_with_serde(mut self) -> Vec<u8> {
         if self.patch.is_some() {
             self.patch_type = Some("JSONPatch");
         }
@@ -387,7 +453,45 @@ impl Response {
             kind: KIND,
             response: &self,
         };
-        // Strings, bools and maps of strings always serialise.
-        serde_json::to_vec(&out).unwrap_or_default()
+        serde_json::to_vec(&out).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_answers_match_serde() {
+        let plain = Response {
+            uid: "u".into(),
+            allowed: true,
+            ..Response::default()
+        };
+        let full = Response {
+            uid: "9674415a-\"odd\"\\uid\u{1}".into(),
+            allowed: false,
+            status: Some(Status::forbidden(
+                "no: \"x\"\n\tline é ✓ \u{7f}\u{8}\u{c}".into(),
+            )),
+            patch: Some("W3sib3AiOiJhZGQifV0=".into()),
+            patch_type: None,
+            warnings: vec!["first".into(), "second \"quoted\"".into()],
+            audit_annotations: [
+                ("hookguard.io/a".to_string(), "1".to_string()),
+                ("hookguard.io/b".to_string(), "two\nlines".to_string()),
+            ]
+            .into(),
+        };
+        let invalid = Response {
+            uid: String::new(),
+            status: Some(Status::invalid("unreadable".into())),
+            ..Response::default()
+        };
+        for response in [plain, full, invalid] {
+            let ours: Value = serde_json::from_slice(&response.clone().encode()).unwrap();
+            let serde: Value = serde_json::from_slice(&response.encode_with_serde()).unwrap();
+            assert_eq!(ours, serde);
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Per-request limits on the admission routes: a concurrency limit that sheds load with a
+//! Per-request limits on the admission routes (applied by the handler itself: an axum
+//! middleware layer cost a boxed future and a request clone per request): a concurrency limit that sheds load with a
 //! clear 503 instead of queueing, and a deadline derived from the apiserver's `?timeout=`.
 //!
 //! The decision itself is pure and takes microseconds, so the deadline mostly bounds waiting
@@ -7,13 +8,13 @@
 
 use super::metrics::{AdmissionMetrics, RejectReason};
 use crate::admission::Webhook;
-use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The apiserver's default webhook timeout, used when a request carries no `?timeout=`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,10 +22,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for `--max-concurrent-requests`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
-
-/// When the request arrived, for the latency the handler records.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival(pub Instant);
 
 #[derive(Clone, Debug)]
 pub struct LimitState {
@@ -103,14 +100,6 @@ pub fn budget(timeout: Option<Duration>) -> Duration {
     t - margin
 }
 
-pub fn webhook_of(path: &str) -> Webhook {
-    if path == "/mutate" {
-        Webhook::Mutate
-    } else {
-        Webhook::Validate
-    }
-}
-
 fn unavailable(message: String) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -120,49 +109,75 @@ fn unavailable(message: String) -> Response {
         .into_response()
 }
 
-/// Decrements the in-flight gauge however the request ends (also when it is dropped).
-struct InFlight<'a>(&'a AdmissionMetrics);
+/// A request let in under the concurrency limit: holds its permit and counts as in flight
+/// until dropped, however the request ends.
+pub struct Admitted<'a> {
+    _permit: SemaphorePermit<'a>,
+    metrics: &'a AdmissionMetrics,
+}
 
-impl Drop for InFlight<'_> {
+impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.0.in_flight().dec();
+        self.metrics.in_flight().dec();
     }
 }
 
-/// The middleware on /validate and /mutate.
-pub async fn limit(State(limits): State<LimitState>, mut req: Request, next: Next) -> Response {
-    let arrival = Instant::now();
-    let webhook = webhook_of(req.uri().path());
-    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
-        limits.metrics.reject(webhook, RejectReason::saturated);
-        tracing::warn!(
-            webhook = webhook.as_str(),
-            limit = limits.max_concurrent,
-            "concurrency limit reached; answering 503"
-        );
-        return unavailable(format!(
-            "hookguard is at its concurrency limit ({} requests in flight); try again\n",
-            limits.max_concurrent
-        ));
-    };
-    limits.metrics.in_flight().inc();
-    let _in_flight = InFlight(&limits.metrics);
-    let timeout = timeout_param(req.uri().query());
-    let budget = budget(timeout);
-    req.extensions_mut().insert(Arrival(arrival));
-    match tokio::time::timeout_at((arrival + budget).into(), next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            limits.metrics.reject(webhook, RejectReason::deadline);
+impl LimitState {
+    /// Lets the request in, or answers 503 at once when `max_concurrent` are in flight
+    /// (queueing would only make the apiserver's timeout the answer).
+    pub fn admit(&self, webhook: Webhook) -> Result<Admitted<'_>, Response> {
+        let Ok(permit) = self.permits.try_acquire() else {
+            self.metrics.reject(webhook, RejectReason::saturated);
             tracing::warn!(
                 webhook = webhook.as_str(),
-                ?budget,
-                "request deadline passed before the review could be read; answering 503"
+                limit = self.max_concurrent,
+                "concurrency limit reached; answering 503"
             );
-            unavailable(format!(
-                "the request did not arrive within {budget:?} (the apiserver's timeout{} less a margin); answering before the apiserver gives up\n",
-                timeout.map(|t| format!(" {t:?}")).unwrap_or_else(|| " default 10s".into())
-            ))
+            return Err(unavailable(format!(
+                "hookguard is at its concurrency limit ({} requests in flight); try again\n",
+                self.max_concurrent
+            )));
+        };
+        self.metrics.in_flight().inc();
+        Ok(Admitted {
+            _permit: permit,
+            metrics: &self.metrics,
+        })
+    }
+
+    /// Waits for `read` (the request body) until the request's budget since `arrival` is
+    /// spent, then answers 503 so the answer reaches the apiserver before it gives up.
+    ///
+    /// A body that is already there (the usual case: it arrives with the headers) is taken
+    /// on the first poll, without arming a timer — a timer per request was a measurable share
+    /// of a request's cost.
+    pub async fn within_deadline<F: Future>(
+        &self,
+        webhook: Webhook,
+        arrival: Instant,
+        timeout: Option<Duration>,
+        read: F,
+    ) -> Result<F::Output, Response> {
+        let mut read = std::pin::pin!(read);
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        if let Poll::Ready(output) = first {
+            return Ok(output);
+        }
+        let budget = budget(timeout);
+        match tokio::time::timeout_at((arrival + budget).into(), read).await {
+            Ok(output) => Ok(output),
+            Err(_) => {
+                self.metrics.reject(webhook, RejectReason::deadline);
+                tracing::warn!(
+                    webhook = webhook.as_str(),
+                    ?budget,
+                    "request deadline passed before the review could be read; answering 503"
+                );
+                Err(unavailable(format!(
+                    "the request did not arrive within {budget:?} (the apiserver's timeout{} less a margin); answering before the apiserver gives up\n",
+                    timeout.map(|t| format!(" {t:?}")).unwrap_or_else(|| " default 10s".into())
+                )))
+            }
         }
     }
 }

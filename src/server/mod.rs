@@ -5,6 +5,7 @@
 //! 4xx (404 unknown path, 405 wrong method, 413 too large, 415 not JSON), never a 500.
 
 pub mod admin;
+pub mod decision_log;
 pub mod limits;
 pub mod metrics;
 pub mod readiness;
@@ -14,14 +15,14 @@ pub mod tls;
 use crate::admission::{self, AdmissionConfig, Webhook};
 use crate::policy::PolicyStore;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use limits::{Arrival, LimitState};
+use limits::LimitState;
 use metrics::{AdmissionMetrics, RejectReason};
 use rustls::ServerConfig;
 use std::future::Future;
@@ -67,19 +68,10 @@ impl AppState {
 /// The admission routes, for the TLS server and for in-process tests.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route(
-            "/validate",
-            post(|s, a, h, b| handle(Webhook::Validate, s, a, h, b)),
-        )
-        .route(
-            "/mutate",
-            post(|s, a, h, b| handle(Webhook::Mutate, s, a, h, b)),
-        )
-        // Only on the two routes: 404s and 405s take no permit.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            limits::limit,
-        ))
+        // The limits apply on these two routes only (in `handle`): 404s and 405s take no
+        // permit.
+        .route("/validate", post(|s, r| handle(Webhook::Validate, s, r)))
+        .route("/mutate", post(|s, r| handle(Webhook::Mutate, s, r)))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -90,21 +82,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Whether the request says its body is JSON (read from the headers in place: axum's
-/// `HeaderMap` extractor would copy them all).
-struct SaysJson(bool);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SaysJson {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(SaysJson(is_json(&parts.headers)))
-    }
-}
-
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -113,17 +90,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn handle(
-    webhook: Webhook,
-    State(state): State<AppState>,
-    arrival: Option<Extension<Arrival>>,
-    SaysJson(json): SaysJson,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let started = arrival
-        .map(|Extension(Arrival(t))| t)
-        .unwrap_or_else(Instant::now);
-    if !json {
+async fn handle(webhook: Webhook, State(state): State<AppState>, req: Request) -> Response {
+    let arrival = Instant::now();
+    let _admitted = match state.limits.admit(webhook) {
+        Ok(admitted) => admitted,
+        Err(busy) => return busy,
+    };
+    if !is_json(req.headers()) {
         state
             .metrics
             .reject(webhook, RejectReason::unsupported_media_type);
@@ -133,10 +106,17 @@ async fn handle(
         )
             .into_response();
     }
-    let body = match body {
-        Ok(b) => b,
-        // 413 for a body over the limit, 400 for a broken stream.
-        Err(rejection) => {
+    let timeout = limits::timeout_param(req.uri().query());
+    // `Bytes::from_request` applies the router's `DefaultBodyLimit`.
+    let read = Bytes::from_request(req, &state);
+    let body = match state
+        .limits
+        .within_deadline(webhook, arrival, timeout, read)
+        .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => {
+            // 413 for a body over the limit, 400 for a broken stream.
             let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 RejectReason::body_too_large
             } else {
@@ -145,66 +125,14 @@ async fn handle(
             state.metrics.reject(webhook, reason);
             return rejection.into_response();
         }
+        Err(too_late) => return too_late,
     };
     let config = state.admission.current();
     let outcome = admission::review(webhook, &body, &config);
-    let latency = started.elapsed();
+    let latency = arrival.elapsed();
     state.metrics.observe(webhook, &outcome.decision, latency);
-    log_decision(webhook, &outcome.decision, latency);
+    decision_log::log_decision(webhook, &outcome.decision, latency);
     ([(header::CONTENT_TYPE, "application/json")], outcome.body).into_response()
-}
-
-pub fn log_decision(webhook: Webhook, d: &admission::Decision, latency: Duration) {
-    // Strings are passed as `&str`, not `%` (Display): tracing then hands them to the
-    // formatter as they are, without a trip through `fmt`.
-    tracing::info!(
-        webhook = webhook.as_str(),
-        uid = d.uid.as_str(),
-        operation = d.operation,
-        kind = d.kind.as_str(),
-        namespace = d.namespace.as_str(),
-        name = d.name.as_str(),
-        user = d.user.as_str(),
-        dry_run = d.dry_run,
-        decision = d.verdict(),
-        rules = %FiredRules(d),
-        mode = d.mode.map(|m| m.as_str()).unwrap_or(""),
-        would_deny = %WouldDeny(d),
-        policy = d.policy_hash.as_str(),
-        patched = d.patched,
-        error = d.error.as_deref().unwrap_or(""),
-        latency_us = latency.as_micros() as u64,
-        "admission decision"
-    );
-}
-
-/// `rule=action,…` of the rules that fired, audited ones as `rule=audit(action)`; written
-/// straight into the log line.
-struct FiredRules<'a>(&'a admission::Decision);
-
-impl std::fmt::Display for FiredRules<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fired = self.0.rules.iter().map(|(r, a)| (r, "", a, ""));
-        let audited = self.0.audited.iter().map(|(r, a)| (r, "audit(", a, ")"));
-        for (i, (rule, open, action, close)) in fired.chain(audited).enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{rule}={open}{action}{close}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The rules whose denial the mode softened, comma-separated.
-struct WouldDeny<'a>(&'a admission::Decision);
-
-impl std::fmt::Display for WouldDeny<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, rule) in self.0.would_deny.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{}", rule.name())?;
-        }
-        Ok(())
-    }
 }
 
 /// Connection-level limits.

@@ -1,0 +1,173 @@
+//! Writing JSON log lines by hand: strings, integers and timestamps pushed straight into a
+//! byte buffer. Shared by the tracing formatter (`cli::logging::JsonLines`) and the decision
+//! log (`server::decision_log`), which write one line per admission request, so these run
+//! on the hot path: no `core::fmt`, no per-piece dynamic dispatch.
+
+/// `s` as a JSON string, quotes included.
+pub fn push_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    push_escaped(out, s);
+    out.push(b'"');
+}
+
+/// `s` as the inside of a JSON string.
+pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while let Some(i) = first_to_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..i]);
+        match bytes[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        // Only ASCII bytes are escaped, so every cut is on a char boundary.
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The position of the first byte at or after `from` that JSON needs escaped (`"`, `\` or a
+/// control character), looking at eight bytes at a time: most values (uids, names, rule ids)
+/// have none, and a byte-by-byte scan was most of a log line's cost.
+fn first_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The classic "has a zero byte" test: nonzero iff some byte of `x` is zero.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20: subtracting 0x20 borrows into the high bit (bytes >= 0x80 are
+        // excluded by `!x`).
+        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS;
+        let quote = has_zero(x ^ (b'"' as u64 * ONES));
+        let backslash = has_zero(x ^ (b'\\' as u64 * ONES));
+        if control | quote | backslash != 0 {
+            // Some byte in this chunk needs escaping; find it exactly (the bit tricks may
+            // also flag a byte after the first real one, never miss one).
+            break;
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
+/// `n` in decimal, left-padded with zeros to at least `width` digits.
+pub fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width.max(1) {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// RFC 3339 in UTC with microseconds: `2026-11-21T16:00:00.123456Z`.
+pub fn push_timestamp(out: &mut Vec<u8>, t: time::OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    push_digits(out, t.year().clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    push_digits(out, u8::from(t.month()).into(), 2);
+    out.push(b'-');
+    push_digits(out, t.day().into(), 2);
+    out.push(b'T');
+    push_digits(out, t.hour().into(), 2);
+    out.push(b':');
+    push_digits(out, t.minute().into(), 2);
+    out.push(b':');
+    push_digits(out, t.second().into(), 2);
+    out.push(b'.');
+    push_digits(out, t.microsecond().into(), 6);
+    out.push(b'Z');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        push_escaped(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaping_round_trips_through_a_json_parser() {
+        let long = "x".repeat(37);
+        for s in [
+            "plain",
+            "quote \" and backslash \\",
+            "lines\nand\ttabs\r",
+            "control \u{1} \u{1f} \u{7f}",
+            "unicode é ✓ 𝄞 and more unicode ü",
+            "",
+            "\"",
+            "12345678\"",
+            "1234567\u{0}",
+            "\u{ff}\u{80}é\"\\",
+            &long,
+        ] {
+            let json = format!("\"{}\"", escaped(s));
+            let back: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, s, "{json}");
+        }
+        assert_eq!(escaped("a\u{1}b"), "a\\u0001b");
+        assert_eq!(escaped("é\u{1f}"), "é\\u001f");
+    }
+
+    #[test]
+    fn every_byte_position_in_a_word_is_checked() {
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for pos in 0..20 {
+                let mut s: String = "a".repeat(20);
+                s.replace_range(pos..pos + 1, &special.to_string());
+                let json = format!("\"{}\"", escaped(&s));
+                let back: String = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, s);
+            }
+        }
+        // Bytes >= 0x80 next to special ones (multi-byte UTF-8 must not look like control
+        // characters or hide them).
+        let s = "ééééé\u{1}éééé\"";
+        let back: String = serde_json::from_str(&format!("\"{}\"", escaped(s))).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn digits_and_timestamps() {
+        let mut out = Vec::new();
+        push_digits(&mut out, 0, 1);
+        out.push(b' ');
+        push_digits(&mut out, u64::MAX, 1);
+        out.push(b' ');
+        push_digits(&mut out, 7, 3);
+        assert_eq!(out, b"0 18446744073709551615 007");
+
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_795_276_800_123_456_789).unwrap();
+        let mut out = Vec::new();
+        push_timestamp(&mut out, t);
+        assert_eq!(out, b"2026-11-21T16:00:00.123456Z");
+        let early = time::OffsetDateTime::from_unix_timestamp(-62_135_596_800).unwrap();
+        let mut out = Vec::new();
+        push_timestamp(&mut out, early);
+        assert_eq!(out, b"0001-01-01T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,256 @@
+//! The decision log: one line per admission request with everything an operator asks about
+//! it (uid, kind, namespace, name, operation, user, decision, rules fired, dry-run, latency).
+//!
+//! With `--log-format json` the line is written straight into the log's batch, bypassing
+//! tracing's field machinery: a 16-field event through tracing cost ~9 000 instructions, as
+//! much as a fifth of a whole request, and the decision log is the one line written per
+//! request. tracing still decides whether the line is wanted (`--log-level`), and without
+//! the JSON sink (plain format, or a library user with its own subscriber) the same fields go
+//! through a tracing event.
+
+use crate::admission::{Decision, Webhook};
+use crate::jsonline::{push_digits, push_string, push_timestamp};
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The target the line is logged under (and filtered by, e.g. `hookguard::server=warn`).
+const TARGET: &str = "hookguard::server";
+
+type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Where JSON lines go, once `cli::logging::init` set it up for `--log-format json`.
+static JSON_SINK: OnceLock<Sink> = OnceLock::new();
+
+/// Sends JSON decision lines to `sink` from now on (first call wins; false after that).
+pub fn set_json_sink(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> bool {
+    JSON_SINK.set(Box::new(sink)).is_ok()
+}
+
+pub fn log_decision(webhook: Webhook, d: &Decision, latency: Duration) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let fields = fields(webhook, d, latency);
+    match JSON_SINK.get() {
+        Some(sink) => sink(&json_line(&fields, time::OffsetDateTime::now_utc())),
+        None => tracing::info!(target: TARGET, "admission decision {}", Plain(&fields)),
+    }
+}
+
+enum Value<'a> {
+    Str(&'a str),
+    Bool(bool),
+    U64(u64),
+    /// `rule=action,…` of the rules that fired, audited ones as `rule=audit(action)`.
+    Fired(&'a Decision),
+    /// The rules whose denial the mode softened, comma-separated.
+    WouldDeny(&'a Decision),
+}
+
+/// The line's fields, in order: the one list both formats write.
+fn fields<'a>(
+    webhook: Webhook,
+    d: &'a Decision,
+    latency: Duration,
+) -> [(&'static str, Value<'a>); 16] {
+    use Value::*;
+    [
+        ("webhook", Str(webhook.as_str())),
+        ("uid", Str(&d.uid)),
+        ("operation", Str(d.operation)),
+        ("kind", Str(&d.kind)),
+        ("namespace", Str(&d.namespace)),
+        ("name", Str(&d.name)),
+        ("user", Str(&d.user)),
+        ("dry_run", Bool(d.dry_run)),
+        ("decision", Str(d.verdict())),
+        ("rules", Fired(d)),
+        ("mode", Str(d.mode.map(|m| m.as_str()).unwrap_or(""))),
+        ("would_deny", WouldDeny(d)),
+        ("policy", Str(&d.policy_hash)),
+        ("patched", Bool(d.patched)),
+        ("error", Str(d.error.as_deref().unwrap_or(""))),
+        (
+            "latency_us",
+            U64(latency.as_micros().try_into().unwrap_or(u64::MAX)),
+        ),
+    ]
+}
+
+/// Calls `piece` with each part of a list-valued field's text.
+fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
+    match value {
+        Value::Fired(d) => {
+            let fired = d.rules.iter().map(|(r, a)| (r, "", a, ""));
+            let audited = d.audited.iter().map(|(r, a)| (r, "audit(", a, ")"));
+            for (i, (rule, open, action, close)) in fired.chain(audited).enumerate() {
+                if i > 0 {
+                    piece(",");
+                }
+                for part in [rule.name(), "=", open, action.as_str(), close] {
+                    piece(part);
+                }
+            }
+        }
+        Value::WouldDeny(d) => {
+            for (i, rule) in d.would_deny.iter().enumerate() {
+                if i > 0 {
+                    piece(",");
+                }
+                piece(rule.name());
+            }
+        }
+        Value::Str(s) => piece(s),
+        Value::Bool(_) | Value::U64(_) => {}
+    }
+}
+
+/// The same shape as `cli::logging::JsonLines` writes for other events.
+fn json_line(fields: &[(&'static str, Value<'_>)], now: time::OffsetDateTime) -> Vec<u8> {
+    let mut line = Vec::with_capacity(512);
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    push_timestamp(&mut line, now);
+    line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"admission decision\"");
+    for (name, value) in fields {
+        // Field names are plain identifiers (a test checks): no escaping needed.
+        line.extend_from_slice(b",\"");
+        line.extend_from_slice(name.as_bytes());
+        line.extend_from_slice(b"\":");
+        match value {
+            Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::U64(n) => push_digits(&mut line, *n, 1),
+            Value::Str(s) => push_string(&mut line, s),
+            list => {
+                line.push(b'"');
+                each_piece(list, |p| crate::jsonline::push_escaped(&mut line, p));
+                line.push(b'"');
+            }
+        }
+    }
+    line.extend_from_slice(b",\"target\":\"");
+    line.extend_from_slice(TARGET.as_bytes());
+    line.extend_from_slice(b"\"}\n");
+    line
+}
+
+/// `name=value …` for the plain format: strings quoted as tracing writes them, lists bare.
+struct Plain<'a, 'b>(&'b [(&'static str, Value<'a>)]);
+
+impl fmt::Display for Plain<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            match value {
+                Value::Str(s) => write!(f, "{sep}{name}={s:?}")?,
+                Value::Bool(b) => write!(f, "{sep}{name}={b}")?,
+                Value::U64(n) => write!(f, "{sep}{name}={n}")?,
+                list => {
+                    write!(f, "{sep}{name}=")?;
+                    let mut result = Ok(());
+                    each_piece(list, |p| result = result.and_then(|()| f.write_str(p)));
+                    result?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Path;
+    use crate::policy::Mode;
+    use crate::rules::{Action, RuleId};
+
+    fn decision() -> Decision {
+        Decision {
+            uid: "u-1".into(),
+            operation: "CREATE",
+            kind: "Job.batch".into(),
+            namespace: "ns".into(),
+            name: "a \"quoted\"\nname".into(),
+            user: "system:serviceaccount:argocd:argocd-application-controller".into(),
+            dry_run: true,
+            allowed: false,
+            rules: vec![
+                (RuleId::UnknownHookType, Action::Deny),
+                (RuleId::UnknownDeletePolicy, Action::Warn),
+            ],
+            audited: vec![(RuleId::NeverCleaned, Action::Warn)],
+            would_deny: vec![RuleId::UnknownHookType, RuleId::UnknownDeletePolicy],
+            mode: Some(Mode::Enforce),
+            policy_hash: "0123456789ab".into(),
+            patched: false,
+            path: Some(Path::Evaluated),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_every_field_and_parse_back() {
+        let d = decision();
+        let now = time::OffsetDateTime::from_unix_timestamp(1_795_276_800).unwrap();
+        let fields = fields(Webhook::Validate, &d, Duration::from_micros(1234));
+        let line = json_line(&fields, now);
+        assert!(line.ends_with(b"}\n"));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["timestamp"], "2026-11-21T16:00:00.000000Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "admission decision");
+        assert_eq!(v["target"], "hookguard::server");
+        assert_eq!(v["webhook"], "validate");
+        assert_eq!(v["uid"], "u-1");
+        assert_eq!(v["operation"], "CREATE");
+        assert_eq!(v["kind"], "Job.batch");
+        assert_eq!(v["namespace"], "ns");
+        assert_eq!(v["name"], "a \"quoted\"\nname");
+        assert_eq!(
+            v["user"],
+            "system:serviceaccount:argocd:argocd-application-controller"
+        );
+        assert_eq!(v["dry_run"], true);
+        assert_eq!(v["decision"], "denied");
+        let rules = format!(
+            "{}=deny,{}=warn,{}=audit(warn)",
+            RuleId::UnknownHookType.name(),
+            RuleId::UnknownDeletePolicy.name(),
+            RuleId::NeverCleaned.name()
+        );
+        assert_eq!(v["rules"], rules.as_str());
+        assert_eq!(v["mode"], "enforce");
+        let would = format!(
+            "{},{}",
+            RuleId::UnknownHookType.name(),
+            RuleId::UnknownDeletePolicy.name()
+        );
+        assert_eq!(v["would_deny"], would.as_str());
+        assert_eq!(v["policy"], "0123456789ab");
+        assert_eq!(v["patched"], false);
+        assert_eq!(v["error"], "");
+        assert_eq!(v["latency_us"], 1234);
+        assert_eq!(v.as_object().unwrap().len(), 20, "{v}");
+        for (name, _) in &fields {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_lines_name_every_field() {
+        let d = decision();
+        let fields = fields(Webhook::Mutate, &d, Duration::from_micros(7));
+        let text = Plain(&fields).to_string();
+        assert!(text.starts_with("webhook=\"mutate\" uid=\"u-1\" operation=\"CREATE\""));
+        assert!(text.contains(r#" name="a \"quoted\"\nname" "#), "{text}");
+        assert!(text.contains(" dry_run=true "), "{text}");
+        assert!(
+            text.contains(&format!(" rules={}=deny,", RuleId::UnknownHookType.name())),
+            "{text}"
+        );
+        assert!(text.ends_with(" latency_us=7"), "{text}");
+    }
+}
