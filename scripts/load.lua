@@ -1,11 +1,9 @@
--- wrk script for scripts/load.sh: POSTs a captured AdmissionReview, alternating /validate
--- and /mutate; with WRK_DELAY_MS set, each connection waits that long between requests
--- (an open-loop-ish rate limit: rate ~= connections * 1000 / (delay + latency)).
+-- wrk script for scripts/load.sh and scripts/instructions.sh: POSTs a captured
+-- AdmissionReview, alternating /validate and /mutate.
 local body_file = os.getenv("WRK_BODY")
 local f = assert(io.open(body_file, "rb"))
 local body = f:read("*a")
 f:close()
-local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 local paths = { "/validate?timeout=10s", "/mutate?timeout=10s" }
 local n = 0
 
@@ -16,10 +14,6 @@ wrk.body = body
 request = function()
   n = n + 1
   return wrk.format(nil, paths[(n % 2) + 1])
-end
-
-if delay_ms > 0 then
-  delay = function() return delay_ms end
 end
 
 done = function(summary, latency, requests)

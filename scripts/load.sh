@@ -2,7 +2,9 @@
 # Load test: hookguard side by side with the ceiling server (examples/ceiling.rs: the same
 # axum + rustls stack returning a constant allowed review), in the same run, over TLS
 # keep-alive on 127.0.0.1, with a real captured review (fixture 2, a CREATE of an Argo CD
-# PreSync Job) alternating /validate and /mutate. Load generator: wrk (Debian package).
+# PreSync Job) alternating /validate and /mutate. Load generators (Debian packages): wrk
+# for full speed (closed loop: each connection sends its next request when the answer
+# arrives), h2load for a fixed rate (`--rps` paces every connection; wrk has no rate mode).
 #
 #   scripts/load.sh            # or: make load
 #   DURATION=20 CONNS=64 scripts/load.sh
@@ -19,14 +21,19 @@ WARMUP=${WARMUP:-2}
 HG_PORT=${HG_PORT:-18443}
 HG_ADMIN_PORT=${HG_ADMIN_PORT:-18080}
 CEIL_PORT=${CEIL_PORT:-19443}
+# Connections for the fixed-rate run (each paced at rate / PACED_CONNS requests per second).
+PACED_CONNS=${PACED_CONNS:-32}
 
-if ! command -v wrk >/dev/null; then
+need() { # command debian-package
+  command -v "$1" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    apt-get install -y -qq "$2" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
   else
-    echo "load.sh: wrk is needed (apt-get install wrk)" >&2; exit 1
+    echo "load.sh: $1 is needed (apt-get install $2)" >&2; exit 1
   fi
-fi
+}
+need wrk wrk
+need h2load nghttp2-client
 
 cargo build --release --quiet --bin hookguard --example ceiling
 BIN=target/release/hookguard
@@ -56,36 +63,52 @@ curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binar
 curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binary @"$WRK_BODY" \
   "https://127.0.0.1:$CEIL_PORT/mutate" | grep -q '"allowed":true'
 
-run() { # port conns delay_ms duration -> RESULT line
-  WRK_DELAY_MS=$3 wrk -t"$THREADS" -c"$2" -d"$4"s -s scripts/load.lua "https://127.0.0.1:$1" | grep '^RESULT'
+run() { # port conns duration -> RESULT line
+  wrk -t"$THREADS" -c"$2" -d"$3"s -s scripts/load.lua "https://127.0.0.1:$1" | grep '^RESULT'
 }
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-run $CEIL_PORT "$CONNS" 0 "$WARMUP" >/dev/null
-CEIL_MAX=$(run $CEIL_PORT "$CONNS" 0 "$DURATION")
-run $HG_PORT "$CONNS" 0 "$WARMUP" >/dev/null
-HG_MAX=$(run $HG_PORT "$CONNS" 0 "$DURATION")
+run $CEIL_PORT "$CONNS" "$WARMUP" >/dev/null
+CEIL_MAX=$(run $CEIL_PORT "$CONNS" "$DURATION")
+run $HG_PORT "$CONNS" "$WARMUP" >/dev/null
+HG_MAX=$(run $HG_PORT "$CONNS" "$DURATION")
 
 CEIL_RPS=$(field rps "$CEIL_MAX")
 TARGET=$(( CEIL_RPS * 70 / 100 ))
-# Each connection sends one request every DELAY ms: connections = target * delay / 1000.
-DELAY=10
-RCONNS=$(( (TARGET * DELAY + 999) / 1000 ))
-CEIL_70=$(run $CEIL_PORT "$RCONNS" $DELAY "$DURATION")
-HG_70=$(run $HG_PORT "$RCONNS" $DELAY "$DURATION")
+# h2load at a fixed rate: PACED_CONNS connections, each sending rate/PACED_CONNS requests per
+# second; its log has one line per answered request of the measured phase (start time,
+# status, microseconds). A late answer delays its connection's next request (no
+# coordinated-omission correction), so the figures are of the answers, not of a schedule.
+paced() { # port rate -> RESULT line like run's
+  local log="$TMP/h2load.$1.log" out="$TMP/h2load.$1.out"
+  rm -f "$log"
+  h2load --h1 -t 1 -c "$PACED_CONNS" --rps $(( ($2 + PACED_CONNS - 1) / PACED_CONNS )) \
+    -D "$DURATION" --warm-up-time "$WARMUP" -d "$WRK_BODY" -H 'content-type: application/json' \
+    --log-file "$log" "https://127.0.0.1:$1/validate?timeout=10s" \
+    "https://127.0.0.1:$1/mutate?timeout=10s" >"$out" 2>&1
+  local failed
+  failed=$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored, \([0-9]*\) timeout.*/\1 \2 \3/p' "$out" \
+    | awk '{print $1 + $2 + $3}')
+  sort -n -k3 "$log" | awk -v secs="$DURATION" -v failed="${failed:-0}" '
+    { d[NR] = $3; if ($2 != 200) bad++ }
+    END { printf "RESULT rps=%d p50_us=%d p99_us=%d errors=%d\n", NR / secs, d[int(NR * 0.5) + 1], d[int(NR * 0.99) + 1], bad + failed }'
+}
+CEIL_70=$(paced $CEIL_PORT "$TARGET")
+HG_70=$(paced $HG_PORT "$TARGET")
 
 HG_RSS=$(rss $HG_PID); CEIL_RSS=$(rss $CEIL_PID)
 HG_RPS=$(field rps "$HG_MAX")
 ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us/1000}'; }
 
 echo
-echo "wrk ${THREADS} threads, ${DURATION}s per run, TLS keep-alive, fixture 2 alternating /validate and /mutate; $(nproc) cores"
+echo "${DURATION}s per run, TLS keep-alive, fixture 2 alternating /validate and /mutate; $(nproc) cores"
+echo "full speed: wrk, ${THREADS} threads; fixed rate: h2load, $PACED_CONNS paced connections"
 printf "%-34s %12s %12s\n" "" "ceiling" "hookguard"
 printf "%-34s %12s %12s\n" "full speed ($CONNS conns): req/s" "$CEIL_RPS" "$HG_RPS"
 printf "%-34s %12s %12s\n" "full speed: p50 ms" "$(ms "$(field p50_us "$CEIL_MAX")")" "$(ms "$(field p50_us "$HG_MAX")")"
 printf "%-34s %12s %12s\n" "full speed: p99 ms" "$(ms "$(field p99_us "$CEIL_MAX")")" "$(ms "$(field p99_us "$HG_MAX")")"
-printf "%-34s %12s %12s\n" "at ~$TARGET req/s ($RCONNS conns): req/s" "$(field rps "$CEIL_70")" "$(field rps "$HG_70")"
+printf "%-34s %12s %12s\n" "at $TARGET req/s (70 %): req/s" "$(field rps "$CEIL_70")" "$(field rps "$HG_70")"
 printf "%-34s %12s %12s\n" "at ~70 %: p50 ms" "$(ms "$(field p50_us "$CEIL_70")")" "$(ms "$(field p50_us "$HG_70")")"
 printf "%-34s %12s %12s\n" "at ~70 %: p99 ms" "$(ms "$(field p99_us "$CEIL_70")")" "$(ms "$(field p99_us "$HG_70")")"
 printf "%-34s %12s %12s\n" "errors (all runs)" \
