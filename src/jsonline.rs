@@ -83,6 +83,29 @@ pub fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
 /// RFC 3339 in UTC with microseconds: `2026-11-21T16:00:00.123456Z`.
 pub fn push_timestamp(out: &mut Vec<u8>, t: time::OffsetDateTime) {
     let t = t.to_offset(time::UtcOffset::UTC);
+    // The calendar date of a Unix second is computed once per second and thread: a
+    // per-request log line otherwise spends most of its timestamp's cost on it.
+    thread_local! {
+        static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+    }
+    let second = t.unix_timestamp();
+    let (cached, text) = LAST_SECOND.get();
+    if cached == second {
+        out.extend_from_slice(&text);
+    } else {
+        let start = out.len();
+        push_date_and_second(out, t);
+        if let Ok(text) = out[start..].try_into() {
+            LAST_SECOND.set((second, text));
+        }
+    }
+    out.push(b'.');
+    push_digits(out, t.microsecond().into(), 6);
+    out.push(b'Z');
+}
+
+/// `2026-11-21T16:00:00` (19 bytes for years 0–9999, which is all `push_timestamp` writes).
+fn push_date_and_second(out: &mut Vec<u8>, t: time::OffsetDateTime) {
     push_digits(out, t.year().clamp(0, 9999) as u64, 4);
     out.push(b'-');
     push_digits(out, u8::from(t.month()).into(), 2);
@@ -94,9 +117,6 @@ pub fn push_timestamp(out: &mut Vec<u8>, t: time::OffsetDateTime) {
     push_digits(out, t.minute().into(), 2);
     out.push(b':');
     push_digits(out, t.second().into(), 2);
-    out.push(b'.');
-    push_digits(out, t.microsecond().into(), 6);
-    out.push(b'Z');
 }
 
 #[cfg(test)]
@@ -169,5 +189,17 @@ mod tests {
         let mut out = Vec::new();
         push_timestamp(&mut out, early);
         assert_eq!(out, b"0001-01-01T00:00:00.000000Z");
+        // The cached second is used only for the same second.
+        let same = t + time::Duration::microseconds(5);
+        let next = t + time::Duration::seconds(1);
+        for (t, want) in [
+            (t, &b"2026-11-21T16:00:00.123456Z"[..]),
+            (same, b"2026-11-21T16:00:00.123461Z"),
+            (next, b"2026-11-21T16:00:01.123456Z"),
+        ] {
+            let mut out = Vec::new();
+            push_timestamp(&mut out, t);
+            assert_eq!(out, want);
+        }
     }
 }

@@ -145,8 +145,8 @@ impl LimitState {
         })
     }
 
-    /// Waits for `read` (the request body) until the request's budget since `arrival` is
-    /// spent, then answers 503 so the answer reaches the apiserver before it gives up.
+    /// Waits for `read` (the request body) until the request's budget since `arrival` (from
+    /// the apiserver's `timeout`) is spent, then answers 503 so the answer reaches the apiserver before it gives up.
     ///
     /// A body that is already there (the usual case: it arrives with the headers) is taken
     /// on the first poll, without arming a timer — a timer per request was a measurable share
@@ -155,7 +155,7 @@ impl LimitState {
         &self,
         webhook: Webhook,
         arrival: Instant,
-        timeout: Option<Duration>,
+        timeout: impl FnOnce() -> Option<Duration>,
         read: F,
     ) -> Result<F::Output, Response> {
         let mut read = std::pin::pin!(read);
@@ -163,6 +163,7 @@ impl LimitState {
         if let Poll::Ready(output) = first {
             return Ok(output);
         }
+        let timeout = timeout();
         let budget = budget(timeout);
         match tokio::time::timeout_at((arrival + budget).into(), read).await {
             Ok(output) => Ok(output),

@@ -106,7 +106,9 @@ async fn handle(webhook: Webhook, State(state): State<AppState>, req: Request) -
         )
             .into_response();
     }
-    let timeout = limits::timeout_param(req.uri().query());
+    // The `?timeout=` is read only if the body is not there at once (it rarely matters).
+    let uri = req.uri().clone();
+    let timeout = move || limits::timeout_param(uri.query());
     // `Bytes::from_request` applies the router's `DefaultBodyLimit`.
     let read = Bytes::from_request(req, &state);
     let body = match state
