@@ -146,6 +146,7 @@ impl<'a> Reader<'a> {
     /// An error at `offset`, with its line and column worked out (errors are rare, so the
     /// newlines are counted only now).
     #[cold]
+    #[inline(never)]
     pub(crate) fn error_at(&self, kind: ErrorKind, offset: usize, message: String) -> Error {
         let offset = offset.min(self.bytes.len());
         let before = self.bytes.get(..offset).unwrap_or_default();
@@ -164,26 +165,23 @@ impl<'a> Reader<'a> {
     }
 
     #[cold]
+    #[inline(never)]
     fn syntax(&self, message: &str) -> Error {
         self.error_at(ErrorKind::Syntax, self.pos, message.to_owned())
     }
 
     /// A well-formed value that means the wrong thing, reported where it starts.
     #[cold]
+    #[inline(never)]
     pub(crate) fn data_error(&self, offset: usize, message: String) -> Error {
         self.error_at(ErrorKind::Data, offset, message)
     }
 
     /// The next byte after whitespace, not consumed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek(&mut self) -> Option<u8> {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            match b {
-                b' ' | b'\n' | b'\t' | b'\r' => self.pos += 1,
-                _ => return Some(b),
-            }
-        }
-        None
+        self.pos = skip_ws(self.bytes, self.pos);
+        self.bytes.get(self.pos).copied()
     }
 
     /// Succeeds when only whitespace is left.
@@ -194,14 +192,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
         if self.depth >= MAX_DEPTH {
-            return Err(self.error_at(
-                ErrorKind::TooDeep,
-                self.pos,
-                format!("more than {} nested arrays and objects", MAX_DEPTH - 1),
-            ));
+            return Err(self.too_deep());
         }
         Ok(())
     }
@@ -286,6 +281,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The `:` after a key.
+    #[inline]
     pub(crate) fn colon(&mut self) -> Result<()> {
         match self.peek() {
             Some(b':') => {
@@ -299,41 +295,11 @@ impl<'a> Reader<'a> {
 
     // ---- strings ----------------------------------------------------------------------
 
-    /// The first index from `i` holding `"`, `\` or a control byte (or the end). Eight bytes
-    /// at a time: long unescaped strings (managedFields keys, image names, annotation values)
-    /// are most of a review.
-    #[inline]
-    fn scan_plain(&self, mut i: usize) -> usize {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        while let Some(chunk) = self.bytes.get(i..).and_then(|s| s.first_chunk::<8>()) {
-            let w = u64::from_le_bytes(*chunk);
-            // The classic "has zero byte" test per wanted byte. A borrow can flag bytes above
-            // a real match, never below one, so the lowest flag is always a real match.
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            let found = (quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w);
-            let found = found & HIGH;
-            if found != 0 {
-                return i + (found.trailing_zeros() / 8) as usize;
-            }
-            i += 8;
-        }
-        while let Some(&b) = self.bytes.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                return i;
-            }
-            i += 1;
-        }
-        i
-    }
-
     /// Reads a string whose opening quote has been consumed: borrowed unless it has escapes.
+    #[inline(always)]
     pub(crate) fn read_str(&mut self) -> Result<Cow<'a, str>> {
         let start = self.pos;
-        let end = self.scan_plain(start);
+        let end = scan_plain(self.bytes, start);
         if self.bytes.get(end) == Some(&b'"') {
             self.pos = end + 1;
             return match self.text.get(start..end) {
@@ -347,11 +313,12 @@ impl<'a> Reader<'a> {
 
     /// The slow path of `read_str`, from the first escape (or error) on.
     #[cold]
+    #[inline(never)]
     fn read_escaped(&mut self, start: usize) -> Result<String> {
         let mut out = String::new();
         let mut run = start;
         loop {
-            let i = self.scan_plain(self.pos);
+            let i = scan_plain(self.bytes, self.pos);
             out.push_str(self.text.get(run..i).unwrap_or_default());
             self.pos = i;
             match self.bytes.get(i) {
@@ -436,9 +403,23 @@ impl<'a> Reader<'a> {
 
     /// Skips a string whose opening quote has been consumed: escapes are checked for form
     /// only (any four hex digits after `\u`), as serde_json's `ignore_str`.
+    #[inline(always)]
     fn skip_str(&mut self) -> Result<()> {
+        match plain_string_end(self.bytes, self.pos) {
+            Some(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            None => self.skip_escaped(),
+        }
+    }
+
+    /// The slow path of `skip_str`, from the first escape (or error) on.
+    #[cold]
+    #[inline(never)]
+    fn skip_escaped(&mut self) -> Result<()> {
         loop {
-            let i = self.scan_plain(self.pos);
+            let i = scan_plain(self.bytes, self.pos);
             self.pos = i;
             match self.bytes.get(i) {
                 Some(b'"') => {
@@ -702,89 +683,151 @@ impl<'a> Reader<'a> {
 
     /// Skips one value of any shape, validating it as serde_json's `ignore_value` does, without
     /// recursion: the kind of each open container is one bit of a 128-bit stack (nesting is
-    /// limited to fewer levels than that).
+    /// limited to fewer levels than that). This loop runs over most of a review
+    /// (managedFields) token by token, so the position lives in a local and each token is
+    /// one dispatch on its first byte, whitespace being only the rare case of that dispatch.
     pub(crate) fn skip_value(&mut self) -> Result<()> {
-        // Bit i set: the container opened i levels into this value is an object.
-        let mut objects: u128 = 0;
-        let mut level: u32 = 0;
+        let bytes = self.bytes;
+        let mut pos = self.pos;
+        // Containers this value may open before the reader's limit.
+        let room = (MAX_DEPTH - 1).saturating_sub(self.depth);
+        let mut level = 0usize;
+        // The innermost open container of this value is an object (else an array) ...
+        let mut in_object = false;
+        // ... and so are those around it whose bit is set (innermost in bit 0).
+        let mut outer: u128 = 0;
         loop {
             // A value.
-            match self.peek() {
+            match bytes.get(pos) {
                 Some(b'"') => {
-                    self.pos += 1;
-                    self.skip_str()?;
-                }
-                Some(b'{') => {
-                    self.pos += 1;
-                    self.enter()?;
-                    objects |= 1u128 << level;
-                    level += 1;
-                    match self.peek() {
-                        Some(b'}') => {
-                            self.pos += 1;
-                            self.depth -= 1;
-                            level -= 1;
-                        }
-                        _ => {
-                            self.skip_key()?;
-                            continue;
-                        }
+                    pos = match plain_string_end(bytes, pos + 1) {
+                        Some(end) => end,
+                        None => self.skip_str_from(pos + 1)?,
                     }
                 }
-                Some(b'[') => {
-                    self.pos += 1;
-                    self.enter()?;
-                    objects &= !(1u128 << level);
-                    level += 1;
-                    match self.peek() {
-                        Some(b']') => {
-                            self.pos += 1;
-                            self.depth -= 1;
-                            level -= 1;
-                        }
-                        _ => continue,
+                Some(&open @ (b'{' | b'[')) => {
+                    pos += 1;
+                    if level >= room {
+                        self.pos = pos;
+                        self.depth += level;
+                        return Err(self.too_deep());
                     }
+                    level += 1;
+                    outer = (outer << 1) | u128::from(in_object);
+                    in_object = open == b'{';
+                    pos = skip_ws(bytes, pos);
+                    let close = if in_object { b'}' } else { b']' };
+                    if bytes.get(pos) != Some(&close) {
+                        if in_object {
+                            pos = match plain_key_end(bytes, pos) {
+                                Some(end) => end,
+                                None => self.skip_key_from(pos)?,
+                            };
+                        }
+                        continue;
+                    }
+                    // Empty: closed below.
                 }
-                Some(b'-' | b'0'..=b'9') => self.skip_number()?,
-                Some(b't') => self.literal(b"true")?,
-                Some(b'f') => self.literal(b"false")?,
-                Some(b'n') => self.literal(b"null")?,
-                Some(_) => return Err(self.syntax("expected a value")),
-                None => return Err(self.syntax("end of input where a value was expected")),
+                Some(b' ' | b'\n' | b'\t' | b'\r') => {
+                    pos = skip_ws(bytes, pos);
+                    continue;
+                }
+                Some(_) => {
+                    // Numbers and literals: rare enough in skipped values to go the long way.
+                    self.pos = pos;
+                    self.skip_scalar()?;
+                    pos = self.pos;
+                }
+                None => {
+                    self.pos = pos;
+                    return Err(self.syntax("end of input where a value was expected"));
+                }
             }
-            // After a value: a comma (and in an object the next key) or closing brackets.
+            // After a value (or standing on the end of an empty container): a comma (and in an
+            // object the next key), or closing brackets.
             loop {
                 if level == 0 {
+                    self.pos = pos;
                     return Ok(());
                 }
-                let in_object = objects & (1u128 << (level - 1)) != 0;
-                match self.peek() {
+                match bytes.get(pos) {
                     Some(b',') => {
-                        self.pos += 1;
+                        pos += 1;
                         if in_object {
-                            self.skip_key()?;
+                            pos = match plain_key_end(bytes, pos) {
+                                Some(end) => end,
+                                None => self.skip_key_from(pos)?,
+                            };
                         }
                         break;
                     }
                     Some(b'}') if in_object => {}
                     Some(b']') if !in_object => {}
-                    Some(_) => {
-                        return Err(self.syntax(if in_object {
-                            "expected `,` or `}`"
-                        } else {
-                            "expected `,` or `]`"
-                        }))
+                    Some(b' ' | b'\n' | b'\t' | b'\r') => {
+                        pos = skip_ws(bytes, pos);
+                        continue;
                     }
-                    None => return Err(self.syntax("end of input inside an array or object")),
+                    found => {
+                        self.pos = pos;
+                        return Err(self.syntax(match (found, in_object) {
+                            (None, _) => "end of input inside an array or object",
+                            (Some(_), true) => "expected `,` or `}`",
+                            (Some(_), false) => "expected `,` or `]`",
+                        }));
+                    }
                 }
-                self.pos += 1;
-                self.depth -= 1;
+                pos += 1;
                 level -= 1;
+                in_object = outer & 1 != 0;
+                outer >>= 1;
             }
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> Error {
+        self.error_at(
+            ErrorKind::TooDeep,
+            self.pos,
+            format!("more than {} nested arrays and objects", MAX_DEPTH - 1),
+        )
+    }
+
+    /// Skips the string starting at `start` (after its quote) the slow way; the position
+    /// after it.
+    #[cold]
+    #[inline(never)]
+    fn skip_str_from(&mut self, start: usize) -> Result<usize> {
+        self.pos = start;
+        self.skip_str()?;
+        Ok(self.pos)
+    }
+
+    /// Skips a key of a skipped object and its colon from `pos` the slow way (whitespace,
+    /// escapes, errors); the position after them.
+    #[cold]
+    #[inline(never)]
+    fn skip_key_from(&mut self, pos: usize) -> Result<usize> {
+        self.pos = pos;
+        self.skip_key()?;
+        Ok(self.pos)
+    }
+
+    /// Skips a number or literal the reader stands on (anything else is an error).
+    #[inline(never)]
+    fn skip_scalar(&mut self) -> Result<()> {
+        match self.bytes.get(self.pos) {
+            Some(b'-' | b'0'..=b'9') => self.skip_number(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => Err(self.syntax("expected a value")),
+        }
+    }
+
     /// A key of a skipped object and its colon.
+    #[inline(always)]
     fn skip_key(&mut self) -> Result<()> {
         match self.peek() {
             Some(b'"') => {
@@ -796,6 +839,68 @@ impl<'a> Reader<'a> {
             None => Err(self.syntax("end of input inside an object")),
         }
     }
+}
+
+/// The first index from `start` holding `"`, `\` or a control byte (or the end). Eight
+/// bytes at a time: strings (managedFields keys, image names, annotation values) are most of
+/// a review, so this loop is most of the reader's time.
+#[inline(always)]
+fn scan_plain(bytes: &[u8], start: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let Some(rest) = bytes.get(start..) else {
+        return bytes.len();
+    };
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = start;
+    for chunk in &mut chunks {
+        // `chunks_exact` yields eight bytes, so the fallback is never taken.
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // "Has a byte less than n" tests: b ^ 0x02 < 0x21 is exactly b < 0x20 or b == '"',
+        // and b ^ '\\' < 1 is b == '\\'. A borrow can flag bytes above a real match, never
+        // below one, so the lowest flag is always a real match.
+        let a = w ^ (ONES * 0x02);
+        let b = w ^ (ONES * u64::from(b'\\'));
+        let found = ((a.wrapping_sub(ONES * 0x21) & !a) | (b.wrapping_sub(ONES) & !b)) & HIGH;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    for &b in chunks.remainder() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return at;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// The position after the closing quote of a string starting at `start` (after its opening
+/// quote), if it has no escapes (and no errors): the fast path of skipping.
+#[inline(always)]
+fn plain_string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let end = scan_plain(bytes, start);
+    (bytes.get(end) == Some(&b'"')).then_some(end + 1)
+}
+
+/// The position after `"key":` at `pos`, if written without whitespace or escapes.
+#[inline(always)]
+fn plain_key_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let end = plain_string_end(bytes, pos + 1)?;
+    (bytes.get(end) == Some(&b':')).then_some(end + 1)
+}
+
+/// The first index from `pos` that is not JSON whitespace.
+#[inline(always)]
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
 }
 
 /// 10^n as the nearest f64 for n ≤ 308: what the literal `1e{n}` in serde_json's table is.
@@ -821,30 +926,46 @@ impl Object {
     /// then call [`Reader::colon`] and read or skip the value: the colon is checked only
     /// then, so that a duplicate key is reported before anything after it, as serde derive
     /// does.
+    #[inline(always)]
     pub(crate) fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>> {
-        match r.peek() {
+        let bytes = r.bytes;
+        let mut pos = skip_ws(bytes, r.pos);
+        match bytes.get(pos) {
             Some(b'}') => {
-                r.pos += 1;
+                r.pos = pos + 1;
                 r.depth -= 1;
                 return Ok(None);
             }
-            Some(b',') if !self.first => {
-                r.pos += 1;
-            }
+            Some(b',') if !self.first => pos = skip_ws(bytes, pos + 1),
             Some(_) if self.first => {}
-            Some(_) => return Err(r.syntax("expected `,` or `}`")),
-            None => return Err(r.syntax("end of input inside an object")),
+            found => {
+                r.pos = pos;
+                return Err(r.syntax(match found {
+                    None => "end of input inside an object",
+                    Some(_) => "expected `,` or `}`",
+                }));
+            }
         }
         self.first = false;
-        match r.peek() {
-            Some(b'"') => {
-                r.pos += 1;
-                r.read_str().map(Some)
+        if bytes.get(pos) == Some(&b'"') {
+            // The common key: no escapes, borrowed.
+            let start = pos + 1;
+            let end = scan_plain(bytes, start);
+            if bytes.get(end) == Some(&b'"') {
+                if let Some(key) = r.text.get(start..end) {
+                    r.pos = end + 1;
+                    return Ok(Some(Cow::Borrowed(key)));
+                }
             }
-            Some(b'}') => Err(r.syntax("trailing comma")),
-            Some(_) => Err(r.syntax("expected a string key")),
-            None => Err(r.syntax("end of input inside an object")),
+            r.pos = start;
+            return r.read_str().map(Some);
         }
+        r.pos = pos;
+        Err(r.syntax(match bytes.get(pos) {
+            Some(b'}') => "trailing comma",
+            Some(_) => "expected a string key",
+            None => "end of input inside an object",
+        }))
     }
 }
 
