@@ -216,8 +216,29 @@ impl<'a> Reader<'a> {
     }
 
     /// The next value: scalars read in full (strings validated, numbers classified),
-    /// containers left for the caller.
+    /// containers left for the caller. Inlined for its common cases (an unescaped string, an
+    /// object or array right after the colon); the rest goes the long way.
+    #[inline(always)]
     pub(crate) fn value(&mut self) -> Result<Value<'a>> {
+        match self.bytes.get(self.pos) {
+            Some(b'{') => Ok(Value::Object),
+            Some(b'[') => Ok(Value::Array),
+            Some(b'"') => {
+                let start = self.pos + 1;
+                if let Some(end) = plain_string_end(self.bytes, start) {
+                    if let Some(s) = self.text.get(start..end - 1) {
+                        self.pos = end;
+                        return Ok(Value::Str(Cow::Borrowed(s)));
+                    }
+                }
+                self.value_slow()
+            }
+            _ => self.value_slow(),
+        }
+    }
+
+    #[inline(never)]
+    fn value_slow(&mut self) -> Result<Value<'a>> {
         match self.peek() {
             Some(b'{') => Ok(Value::Object),
             Some(b'[') => Ok(Value::Array),
@@ -704,6 +725,10 @@ impl<'a> Reader<'a> {
                         Some(end) => end,
                         None => self.skip_str_from(pos + 1)?,
                     }
+                }
+                Some(b'{') if bytes.get(pos + 1) == Some(&b'}') && level < room => {
+                    // `{}`, most values in managedFields: no need to push and pop.
+                    pos += 2;
                 }
                 Some(&open @ (b'{' | b'[')) => {
                     pos += 1;
