@@ -57,6 +57,20 @@ fn every_fixture_reads_the_same_and_is_readable() {
     }
 }
 
+/// The fuzz target's seed inputs (odd, hand-made and found reviews).
+#[test]
+fn every_fuzz_corpus_input_reads_the_same() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/review");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        let body = std::fs::read(&path).expect("corpus file");
+        fast_matches_serde(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n > 0);
+}
+
 #[test]
 fn every_prefix_and_every_deleted_byte_of_a_fixture() {
     for body in fixtures().iter().take(3) {
