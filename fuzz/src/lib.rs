@@ -62,9 +62,15 @@ fn config() -> &'static AdmissionConfig {
 }
 
 /// The whole AdmissionReview path: decode → decide → patch → encode, for both webhooks.
-/// Beyond "no panic": every answer is an AdmissionReview with a boolean `allowed`, and every
-/// patch the mutating webhook returns applies to the object it was computed for.
+/// Beyond "no panic": the review is read as the serde reader would read it, every answer is an
+/// AdmissionReview with a boolean `allowed`, and every patch the mutating webhook returns
+/// applies to the object it was computed for.
 pub fn review(data: &[u8]) {
+    // The webhook reads reviews with its own JSON reader; the serde derive reader it replaced
+    // must read every input the same way (or differ only as `admission::read` lists).
+    if let Err(e) = hookguard::admission::differential::fast_matches_serde(data) {
+        panic!("the JSON reader and the serde reader disagree: {e}");
+    }
     for webhook in [Webhook::Validate, Webhook::Mutate] {
         let out = answer(webhook, data, config());
         let reply: Value = serde_json::from_slice(&out.body).expect("answer is JSON");

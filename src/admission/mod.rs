@@ -5,6 +5,11 @@
 //! never an error status, so the apiserver shows the reason. A readable one is answered
 //! by the rules (validate) or the mutation plan (mutate).
 
+#[cfg(any(test, feature = "serde-reference"))]
+#[doc(hidden)]
+pub mod differential;
+mod json;
+mod read;
 mod review;
 
 pub use review::{Operation, ReviewError, WireObject};

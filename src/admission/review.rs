@@ -1,9 +1,12 @@
 //! The wire format: reading an AdmissionReview request and writing the response.
 
+use super::json::ErrorKind;
+use super::read;
 use crate::hooks::HookObject;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -65,37 +68,39 @@ impl Operation {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    api_version: Option<String>,
-    kind: Option<String>,
-    #[serde(borrow)]
-    request: Option<WireRequest<'a>>,
+/// The review as read, by either reader (`read` in production, `serde_path` as the
+/// reference): strings borrow from the body where they have no escapes.
+pub(super) struct Envelope<'a> {
+    pub(super) api_version: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
+    pub(super) request: Option<WireRequest<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireRequest<'a> {
-    uid: Option<String>,
-    kind: Option<WireGvk>,
-    name: Option<String>,
-    namespace: Option<String>,
-    operation: Option<String>,
-    user_info: Option<WireUser>,
-    #[serde(default)]
-    object: WireObject,
-    #[serde(default)]
-    old_object: WireObject,
-    dry_run: Option<bool>,
-    #[serde(skip)]
-    _body: std::marker::PhantomData<&'a ()>,
+pub(super) struct WireRequest<'a> {
+    pub(super) uid: Option<Cow<'a, str>>,
+    pub(super) kind: Option<WireGvk<'a>>,
+    pub(super) name: Option<Cow<'a, str>>,
+    pub(super) namespace: Option<Cow<'a, str>>,
+    pub(super) operation: Option<Cow<'a, str>>,
+    pub(super) user_info: Option<WireUser<'a>>,
+    pub(super) object: WireObject,
+    pub(super) old_object: WireObject,
+    pub(super) dry_run: Option<bool>,
+}
+
+pub(super) struct WireGvk<'a> {
+    pub(super) group: Cow<'a, str>,
+    pub(super) kind: Cow<'a, str>,
+}
+
+pub(super) struct WireUser<'a> {
+    pub(super) username: Cow<'a, str>,
 }
 
 /// `request.object` or `request.oldObject`, read into the lenient view in the same pass as
 /// the envelope (one scan of a possibly large body), keeping "not an object" apart from
 /// "absent" so the answer can say which.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub enum WireObject {
     #[default]
     Absent,
@@ -103,65 +108,8 @@ pub enum WireObject {
     Object(Box<HookObject>),
 }
 
-impl<'de> Deserialize<'de> for WireObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a Kubernetes object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
-                HookObject::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|o| WireObject::Object(Box::new(o)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireObject, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(WireObject::NotAnObject("an array"))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<WireObject, E> {
-                Ok(WireObject::Absent)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<WireObject, E> {
-                Ok(WireObject::Absent)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<WireObject, E> {
-                Ok(WireObject::NotAnObject("a string"))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireObject, E> {
-                Ok(WireObject::NotAnObject("a boolean"))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireObject, E> {
-                Ok(WireObject::NotAnObject("a number"))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireObject, E> {
-                Ok(WireObject::NotAnObject("a number"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireObject, E> {
-                Ok(WireObject::NotAnObject("a number"))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Deserialize)]
-struct WireGvk {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct WireUser {
-    #[serde(default)]
-    username: String,
-}
-
 /// A readable admission request.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Request<'a> {
     pub uid: String,
     /// `Kind` or `Kind.group`.
@@ -177,16 +125,55 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+/// Why `Request::parse_traced` failed: `Request::parse`'s error, and for a body the JSON
+/// reader refused, what kind of error it was and where (the differential test needs both).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) uid: Option<String>,
+    pub(crate) error: ReviewError,
+    // Read only by the differential check, which production builds leave out.
+    #[cfg_attr(not(any(test, feature = "serde-reference")), allow(dead_code))]
+    pub(crate) json: Option<(ErrorKind, usize)>,
+}
+
 impl<'a> Request<'a> {
     /// Reads a review; on failure returns the uid when it could be read, and why.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, (Option<String>, ReviewError)> {
-        // JSON is UTF-8: checked once for the whole body, so the parser need not check
-        // every string again (that was a tenth of the parse).
-        let text = std::str::from_utf8(body).map_err(|e| {
-            let error = ReviewError::NotJson(format!("it is not UTF-8 ({e})"));
-            (uid_only(body), error)
+        Request::parse_traced(body).map_err(|f| (f.uid, f.error))
+    }
+
+    /// `parse`, keeping the JSON reader's error kind on failure.
+    pub(crate) fn parse_traced(body: &'a [u8]) -> Result<Request<'a>, Failure> {
+        let failure = |(uid, error)| Failure {
+            uid,
+            error,
+            json: None,
+        };
+        let text = utf8(body).map_err(failure)?;
+        let envelope = read::envelope(text).map_err(|e| {
+            let error = match e.kind() {
+                ErrorKind::Syntax | ErrorKind::TooDeep => ReviewError::NotJson(e.to_string()),
+                ErrorKind::Data | ErrorKind::ArrayForStruct => {
+                    ReviewError::NotAReview(e.to_string())
+                }
+            };
+            Failure {
+                uid: uid_only(body),
+                error,
+                json: Some((e.kind(), e.offset())),
+            }
         })?;
-        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(|e| {
+        finish(envelope, body).map_err(failure)
+    }
+
+    /// `parse` as it was before the JSON reader, with serde derive: the reference the
+    /// differential test compares `parse` with.
+    #[cfg(any(test, feature = "serde-reference"))]
+    pub(crate) fn parse_with_serde(
+        body: &'a [u8],
+    ) -> Result<Request<'a>, (Option<String>, ReviewError)> {
+        let text = utf8(body)?;
+        let envelope = serde_path::envelope(text).map_err(|e| {
             let error = if e.is_syntax() || e.is_eof() {
                 ReviewError::NotJson(e.to_string())
             } else {
@@ -194,52 +181,206 @@ impl<'a> Request<'a> {
             };
             (uid_only(body), error)
         })?;
-        let uid = envelope
-            .request
-            .as_ref()
-            .and_then(|r| r.uid.clone())
-            .filter(|u| !u.is_empty());
-        let fail = |e: ReviewError| Err((uid.clone(), e));
-        match envelope.api_version.as_deref() {
-            Some(API_VERSION) => {}
-            other => return fail(ReviewError::WrongApiVersion(other.unwrap_or("").into())),
+        finish(envelope, body)
+    }
+}
+
+/// JSON is UTF-8: checked once for the whole body, so the reader need not check every
+/// string again.
+fn utf8(body: &[u8]) -> Result<&str, (Option<String>, ReviewError)> {
+    std::str::from_utf8(body).map_err(|e| {
+        let error = ReviewError::NotJson(format!("it is not UTF-8 ({e})"));
+        (uid_only(body), error)
+    })
+}
+
+/// The checks on a well-formed review, the same whichever reader read it.
+fn finish<'a>(
+    envelope: Envelope<'_>,
+    body: &'a [u8],
+) -> Result<Request<'a>, (Option<String>, ReviewError)> {
+    let uid = envelope
+        .request
+        .as_ref()
+        .and_then(|r| r.uid.as_deref())
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let error = |uid: Option<String>, e: ReviewError| Err((uid, e));
+    match envelope.api_version.as_deref() {
+        Some(API_VERSION) => {}
+        other => {
+            return error(
+                uid,
+                ReviewError::WrongApiVersion(other.unwrap_or("").into()),
+            )
         }
-        match envelope.kind.as_deref() {
-            Some(KIND) => {}
-            other => return fail(ReviewError::WrongKind(other.unwrap_or("").into())),
+    }
+    match envelope.kind.as_deref() {
+        Some(KIND) => {}
+        other => return error(uid, ReviewError::WrongKind(other.unwrap_or("").into())),
+    }
+    let Some(req) = envelope.request else {
+        return error(uid, ReviewError::MissingRequest);
+    };
+    let Some(uid) = uid else {
+        return error(None, ReviewError::MissingUid);
+    };
+    let op_text = req.operation.unwrap_or_default();
+    let Some(operation) = Operation::parse(&op_text) else {
+        return error(
+            Some(uid),
+            ReviewError::UnknownOperation(op_text.into_owned()),
+        );
+    };
+    let kind = match req.kind {
+        Some(k) if k.group.is_empty() => k.kind.into_owned(),
+        Some(k) => {
+            // Not `format!`: this runs on every review, and the formatting machinery costs
+            // ten times the two copies.
+            let mut kind = String::with_capacity(k.kind.len() + 1 + k.group.len());
+            kind.push_str(&k.kind);
+            kind.push('.');
+            kind.push_str(&k.group);
+            kind
         }
-        let Some(req) = envelope.request else {
-            return fail(ReviewError::MissingRequest);
-        };
-        let Some(uid) = uid.clone() else {
-            return fail(ReviewError::MissingUid);
-        };
-        let op_text = req.operation.unwrap_or_default();
-        let Some(operation) = Operation::parse(&op_text) else {
-            return fail(ReviewError::UnknownOperation(op_text));
-        };
-        let kind = req
-            .kind
-            .map(|k| {
-                if k.group.is_empty() {
-                    k.kind
-                } else {
-                    format!("{}.{}", k.kind, k.group)
-                }
-            })
-            .unwrap_or_default();
-        Ok(Request {
-            uid,
-            kind,
-            name: req.name.unwrap_or_default(),
-            namespace: req.namespace.unwrap_or_default(),
-            operation,
-            user: req.user_info.map(|u| u.username).unwrap_or_default(),
-            dry_run: req.dry_run.unwrap_or(false),
-            object: req.object,
-            old_object: req.old_object,
-            body,
+        None => String::new(),
+    };
+    let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned).unwrap_or_default();
+    Ok(Request {
+        uid,
+        kind,
+        name: owned(req.name),
+        namespace: owned(req.namespace),
+        operation,
+        user: req
+            .user_info
+            .map(|u| u.username.into_owned())
+            .unwrap_or_default(),
+        dry_run: req.dry_run.unwrap_or(false),
+        object: req.object,
+        old_object: req.old_object,
+        body,
+    })
+}
+
+/// The serde derive reader `Request::parse` used before `read` (kept as the reference for
+/// the differential test, and for nothing else).
+#[cfg(any(test, feature = "serde-reference"))]
+mod serde_path {
+    use super::WireUser as User;
+    use super::{Envelope as Read, HookObject, WireGvk as Gvk, WireObject, WireRequest as Req};
+    use serde::Deserialize;
+    use std::borrow::Cow;
+
+    pub(super) fn envelope(text: &str) -> Result<Read<'static>, serde_json::Error> {
+        let e: Envelope<'_> = serde_json::from_str(text)?;
+        Ok(Read {
+            api_version: e.api_version.map(Cow::Owned),
+            kind: e.kind.map(Cow::Owned),
+            request: e.request.map(|r| Req {
+                uid: r.uid.map(Cow::Owned),
+                kind: r.kind.map(|k| Gvk {
+                    group: Cow::Owned(k.group),
+                    kind: Cow::Owned(k.kind),
+                }),
+                name: r.name.map(Cow::Owned),
+                namespace: r.namespace.map(Cow::Owned),
+                operation: r.operation.map(Cow::Owned),
+                user_info: r.user_info.map(|u| User {
+                    username: Cow::Owned(u.username),
+                }),
+                object: r.object.0,
+                old_object: r.old_object.0,
+                dry_run: r.dry_run,
+            }),
         })
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope<'a> {
+        api_version: Option<String>,
+        kind: Option<String>,
+        #[serde(borrow)]
+        request: Option<WireRequest<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WireRequest<'a> {
+        uid: Option<String>,
+        kind: Option<WireGvk>,
+        name: Option<String>,
+        namespace: Option<String>,
+        operation: Option<String>,
+        user_info: Option<WireUser>,
+        #[serde(default)]
+        object: SerdeObject,
+        #[serde(default)]
+        old_object: SerdeObject,
+        dry_run: Option<bool>,
+        #[serde(skip)]
+        _body: std::marker::PhantomData<&'a ()>,
+    }
+
+    #[derive(Default)]
+    struct SerdeObject(WireObject);
+
+    impl<'de> Deserialize<'de> for SerdeObject {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = WireObject;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a Kubernetes object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
+                    HookObject::deserialize(de::value::MapAccessDeserializer::new(map))
+                        .map(|o| WireObject::Object(Box::new(o)))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireObject, A::Error> {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(WireObject::NotAnObject("an array"))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<WireObject, E> {
+                    Ok(WireObject::Absent)
+                }
+                fn visit_none<E: de::Error>(self) -> Result<WireObject, E> {
+                    Ok(WireObject::Absent)
+                }
+                fn visit_str<E: de::Error>(self, _: &str) -> Result<WireObject, E> {
+                    Ok(WireObject::NotAnObject("a string"))
+                }
+                fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireObject, E> {
+                    Ok(WireObject::NotAnObject("a boolean"))
+                }
+                fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireObject, E> {
+                    Ok(WireObject::NotAnObject("a number"))
+                }
+                fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireObject, E> {
+                    Ok(WireObject::NotAnObject("a number"))
+                }
+                fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireObject, E> {
+                    Ok(WireObject::NotAnObject("a number"))
+                }
+            }
+            d.deserialize_any(V).map(SerdeObject)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct WireGvk {
+        #[serde(default)]
+        group: String,
+        #[serde(default)]
+        kind: String,
+    }
+
+    #[derive(Deserialize)]
+    struct WireUser {
+        #[serde(default)]
+        username: String,
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookObject {
     #[serde(default, deserialize_with = "lax_string")]
@@ -24,7 +24,7 @@ pub struct HookObject {
     pub spec: Option<SpecView>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     #[serde(default, deserialize_with = "lax_string")]
@@ -49,7 +49,7 @@ pub struct Metadata {
 /// The union of the `spec` fields hook rules read: a Job's fields and a PodSpec's. For a Pod
 /// the spec *is* the PodSpec; for a Job the PodSpec is `spec.template.spec`, read with the
 /// same type. (No `#[serde(flatten)]`: it would buffer the whole spec.)
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecView {
     #[serde(default, deserialize_with = "lax_int")]
@@ -68,13 +68,13 @@ pub struct SpecView {
     pub init_containers: Option<Vec<ContainerView>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 pub struct PodTemplateView {
     #[serde(default, deserialize_with = "lax_object")]
     pub spec: Option<Box<SpecView>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerView {
     #[serde(default, deserialize_with = "lax_string")]
@@ -84,7 +84,7 @@ pub struct ContainerView {
 }
 
 /// Fields shared by the pod-level and the container-level security context.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityContextView {
     #[serde(default, deserialize_with = "lax_bool")]
