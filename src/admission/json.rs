@@ -1,7 +1,8 @@
 //! A small, strict JSON pull reader for the one job that dominates the webhook's CPU time:
 //! reading an AdmissionReview body. serde_json's generic visitor machinery and its
-//! `ignore_value` cost ~41 000 instructions on a 2 KB review; this reader does the same
-//! validation in a fraction of that, allocating only for strings with escapes.
+//! `ignore_value` cost ~41 000 instructions on a 2 KB review; with this reader the whole parse
+//! (validation, the typed view and its owned strings) costs ~26 000, and the reader itself
+//! allocates only for strings with escapes.
 //!
 //! It accepts exactly what `serde_json::from_str` accepts (RFC 8259; whitespace is space, tab,
 //! LF and CR only), with the same distinctions the review reader depends on:
@@ -16,7 +17,8 @@
 //!
 //! Nesting is limited to [`MAX_DEPTH`] open arrays and objects, counted over the whole
 //! document (serde_json counts only the values it deserialises, and skips any depth
-//! iteratively). Nothing here recurses: the caller's typed reading is as deep as its schema.
+//! iteratively). Nothing here recurses; the caller's typed reading recurses only along its
+//! schema (`spec.template.spec...`), so the same limit bounds it.
 
 use std::borrow::Cow;
 use std::fmt;
