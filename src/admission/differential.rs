@@ -3,13 +3,13 @@
 //! `ReviewError` variant and the same echoed uid. Used by the unit tests here and by the
 //! fuzz target `review` (through the `serde-reference` feature); not part of the product.
 
-use super::json::{ErrorKind, MAX_DEPTH};
+use super::json::ErrorKind;
 use super::review::{Failure, Request, ReviewError};
 use std::mem::discriminant;
 
-/// `Ok` when both readers agree on `body`, or when it hits one of `read`'s two listed
-/// deliberate differences (an array where a strict struct is expected; nesting past the
-/// limit), which are recognised from the fast reader's error and confirmed on the body.
+/// `Ok` when both readers agree on `body`, or when it hits `read`'s one listed deliberate
+/// difference (an array where a strict struct is expected), which is recognised from the
+/// fast reader's error and confirmed on the body.
 pub fn fast_matches_serde(body: &[u8]) -> Result<(), String> {
     let fast = Request::parse_traced(body);
     let serde = Request::parse_with_serde(body);
@@ -20,13 +20,12 @@ pub fn fast_matches_serde(body: &[u8]) -> Result<(), String> {
     {
         match kind {
             ErrorKind::ArrayForStruct if body.get(*offset) == Some(&b'[') => return Ok(()),
-            ErrorKind::TooDeep if depth_before(body, *offset) >= MAX_DEPTH => return Ok(()),
-            ErrorKind::ArrayForStruct | ErrorKind::TooDeep => {
+            ErrorKind::ArrayForStruct => {
                 return Err(format!(
                     "{kind:?} at byte {offset} is not confirmed by the body: {fast:?}"
                 ))
             }
-            ErrorKind::Syntax | ErrorKind::Data => {}
+            ErrorKind::Syntax | ErrorKind::TooDeep | ErrorKind::Data => {}
         }
     }
     match (fast, serde) {
@@ -46,31 +45,6 @@ fn same_error(a: &ReviewError, b: &ReviewError) -> bool {
         | (ReviewError::NotAReview(_), ReviewError::NotAReview(_)) => true,
         _ => discriminant(a) == discriminant(b) && a == b,
     }
-}
-
-/// Open brackets before `offset`, counted naively (outside strings): an independent check that
-/// the reader's depth error is real.
-fn depth_before(body: &[u8], offset: usize) -> usize {
-    let mut depth = 0usize;
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in body.iter().take(offset) {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@
 //!   `deserialize_any` does (u64, else negative i64, else f64) and are an error when the f64
 //!   overflows; skipped numbers are only checked against the grammar.
 //!
-//! Nesting is limited to [`MAX_DEPTH`] open arrays and objects, counted over the whole
-//! document (serde_json counts only the values it deserialises, and skips any depth
-//! iteratively). Nothing here recurses; the caller's typed reading recurses only along its
-//! schema (`spec.template.spec...`), so the same limit bounds it.
+//! Nesting of the containers the caller reads is limited to [`MAX_DEPTH`], as serde_json
+//! limits the values it deserialises; skipped values may nest to any depth, as serde_json's
+//! `ignore_value` allows. Nothing here recurses; the caller's typed reading recurses only
+//! along its schema (`spec.template.spec...`), which that limit bounds.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -32,12 +32,12 @@ pub(crate) const MAX_DEPTH: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrorKind {
     Syntax,
-    /// The nesting limit: JSON syntax as far as the caller is concerned, but told apart so
-    /// the differential test can recognise its one deliberate difference.
+    /// The nesting limit on containers the caller reads (serde_json's recursion limit, also a
+    /// syntax error there).
     TooDeep,
     Data,
     /// An array where the review reader expects a strict struct: a data error, told apart as
-    /// the differential test's other deliberate difference (see `read`).
+    /// the differential test's one deliberate difference (see `read`).
     ArrayForStruct,
 }
 
@@ -705,20 +705,22 @@ impl<'a> Reader<'a> {
     // ---- skipping ---------------------------------------------------------------------
 
     /// Skips one value of any shape, validating it as serde_json's `ignore_value` does, without
-    /// recursion: the kind of each open container is one bit of a 128-bit stack (nesting is
-    /// limited to fewer levels than that). This loop runs over most of a review
-    /// (managedFields) token by token, so the position lives in a local and each token is
-    /// one dispatch on its first byte, whitespace being only the rare case of that dispatch.
+    /// recursion and, like it, at any depth (a deeply nested field hookguard does not read
+    /// must not make a review unreadable): the kind of each open container is one bit of a
+    /// 128-bit stack, spilled to the heap past 128 levels. This loop runs over most of a
+    /// review (managedFields) token by token, so the position lives in a local and each token
+    /// is one dispatch on its first byte, whitespace being only the rare case of that dispatch.
     pub(crate) fn skip_value(&mut self) -> Result<()> {
         let bytes = self.bytes;
         let mut pos = self.pos;
-        // Containers this value may open before the reader's limit.
-        let room = (MAX_DEPTH - 1).saturating_sub(self.depth);
         let mut level = 0usize;
         // The innermost open container of this value is an object (else an array) ...
         let mut in_object = false;
-        // ... and so are those around it whose bit is set (innermost in bit 0).
+        // ... and so are those around it whose bit is set (innermost in bit 0), `outer_bits`
+        // of them; further out, full 128-bit words in `spilled` (innermost last).
         let mut outer: u128 = 0;
+        let mut outer_bits = 0u32;
+        let mut spilled: Vec<u128> = Vec::new();
         loop {
             // A value.
             match bytes.get(pos) {
@@ -728,19 +730,21 @@ impl<'a> Reader<'a> {
                         None => self.skip_str_from(pos + 1)?,
                     }
                 }
-                Some(b'{') if bytes.get(pos + 1) == Some(&b'}') && level < room => {
+                Some(b'{') if bytes.get(pos + 1) == Some(&b'}') => {
                     // `{}`, most values in managedFields: no need to push and pop.
                     pos += 2;
                 }
                 Some(&open @ (b'{' | b'[')) => {
                     pos += 1;
-                    if level >= room {
-                        self.pos = pos;
-                        self.depth += level;
-                        return Err(self.too_deep());
+                    if level > 0 {
+                        if outer_bits == u128::BITS {
+                            spilled.push(outer);
+                            outer_bits = 0;
+                        }
+                        outer = (outer << 1) | u128::from(in_object);
+                        outer_bits += 1;
                     }
                     level += 1;
-                    outer = (outer << 1) | u128::from(in_object);
                     in_object = open == b'{';
                     pos = skip_ws(bytes, pos);
                     let close = if in_object { b'}' } else { b']' };
@@ -805,8 +809,17 @@ impl<'a> Reader<'a> {
                 }
                 pos += 1;
                 level -= 1;
-                in_object = outer & 1 != 0;
-                outer >>= 1;
+                if level > 0 {
+                    in_object = outer & 1 != 0;
+                    outer >>= 1;
+                    outer_bits -= 1;
+                    if outer_bits == 0 {
+                        if let Some(word) = spilled.pop() {
+                            outer = word;
+                            outer_bits = u128::BITS;
+                        }
+                    }
+                }
             }
         }
     }

@@ -13,14 +13,12 @@
 //! - values are validated exactly where serde_json validates them (see `json`): a value read
 //!   by a visitor has its strings and numbers checked in full, a skipped one only its form.
 //!
-//! Deliberate differences from the serde path (the differential test excludes exactly these,
-//! recognising them by [`ErrorKind`]):
+//! The one deliberate difference from the serde path (the differential test excludes exactly
+//! this, recognising it by [`ErrorKind`]):
 //!
 //! - `ArrayForStruct`: serde derive also reads a struct from a JSON array, positionally (a
 //!   whole review sent as `[...]`, or `request.kind: ["batch", "Job"]`); here an array where
-//!   the review, `request`, `request.kind` or `request.userInfo` is expected is `NotAReview`;
-//! - `TooDeep`: more than 127 nested arrays and objects anywhere are an error; serde_json
-//!   limits only the values it deserialises and skips any depth.
+//!   the review, `request`, `request.kind` or `request.userInfo` is expected is `NotAReview`.
 
 use super::json::{self, ErrorKind, Reader, Value};
 use super::review::{Envelope, WireGvk, WireObject, WireRequest, WireUser};

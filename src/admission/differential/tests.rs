@@ -221,17 +221,12 @@ fn deliberate_differences_are_recognised() {
         "[".repeat(200),
         "]".repeat(200)
     );
+    // A skipped field nested deeper than serde_json's recursion limit: both readers accept it
+    // (serde_json skips any depth), so a deep CRD field hookguard does not read is no reason
+    // to refuse a review.
     assert!(Request::parse_with_serde(deep.as_bytes()).is_ok());
-    assert!(matches!(
-        Request::parse(deep.as_bytes()),
-        Err((_, ReviewError::NotJson(_)))
-    ));
+    assert!(Request::parse(deep.as_bytes()).is_ok());
     fast_matches_serde(deep.as_bytes()).unwrap();
-    // Just below the limit both readers accept it.
-    let shallow = deep
-        .replace(&"[".repeat(200), &"[".repeat(123))
-        .replace(&"]".repeat(200), &"]".repeat(123));
-    assert!(Request::parse(shallow.as_bytes()).is_ok());
     // Typed nesting (spec.template.spec...) hits serde_json's own limit at the same depth:
     // 2n + 3 (+ 1) open objects, so these reach 126 to 130.
     for n in [61, 62, 63] {
@@ -612,7 +607,8 @@ fn mutate(doc: &mut J, rng: &mut Rng) {
             }
         }
         6 => {
-            // Extra nesting, sometimes past the limit.
+            // Extra nesting, sometimes past serde_json's recursion limit (which applies only
+            // to values it deserialises).
             let n = *rng.pick(&[1usize, 2, 5, 60, 110, 120, 126, 127, 128, 140]);
             let object = rng.chance(50);
             for _ in 0..n {
@@ -788,7 +784,6 @@ fn generated_documents_cover_every_outcome() {
         "object",
         "absent",
         "not an object",
-        "too deep",
         "not json",
         "duplicate",
         "not a review",
