@@ -68,6 +68,40 @@ fn first_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// `value` as JSON (the same document serde_json writes, compactly).
+pub fn push_value(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => push_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (i, (key, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_string(out, key);
+                out.push(b':');
+                push_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 /// `n` in decimal, left-padded with zeros to at least `width` digits.
 pub fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [b'0'; 20];
@@ -169,6 +203,22 @@ mod tests {
         let s = "ééééé\u{1}éééé\"";
         let back: String = serde_json::from_str(&format!("\"{}\"", escaped(s))).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn values_are_written_as_serde_writes_them() {
+        let value = serde_json::json!({
+            "s": "quote \" backslash \\ newline \n control \u{1} é",
+            "n": [0, -1, 1.5, u64::MAX, i64::MIN],
+            "b": [true, false, null],
+            "nested": {"": [], "k": {}},
+            "key \"odd\"": "v"
+        });
+        let mut out = Vec::new();
+        push_value(&mut out, &value);
+        let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, value);
+        assert_eq!(out, serde_json::to_vec(&value).unwrap());
     }
 
     #[test]

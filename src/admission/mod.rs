@@ -136,7 +136,7 @@ impl Decision {
 /// Answers one AdmissionReview body.
 pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcome {
     match Request::parse(body) {
-        Ok(request) => decide(webhook, &request, config),
+        Ok(request) => decide(webhook, request, config),
         Err((uid, error)) => {
             let decision = Decision {
                 uid: uid.clone().unwrap_or_default(),
@@ -160,21 +160,23 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
     }
 }
 
-fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outcome {
+fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> Outcome {
+    // The request's strings move into the decision (the log and metrics need them).
+    let uid = std::mem::take(&mut req.uid);
     let mut decision = Decision {
-        uid: req.uid.clone(),
+        uid: uid.clone(),
         operation: req.operation.as_str(),
-        kind: req.kind.clone(),
+        kind: std::mem::take(&mut req.kind),
         namespace: req.namespace.clone(),
-        name: req.name.clone(),
-        user: req.user.clone(),
+        name: std::mem::take(&mut req.name),
+        user: std::mem::take(&mut req.user),
         dry_run: req.dry_run,
         allowed: true,
         policy_hash: config.policy.short_hash().to_owned(),
         ..Decision::default()
     };
     let mut response = Response {
-        uid: req.uid.clone(),
+        uid,
         allowed: true,
         ..Response::default()
     };
@@ -263,8 +265,7 @@ fn decide(webhook: Webhook, req: &Request<'_>, config: &AdmissionConfig) -> Outc
             let changes = mutation::plan(object, &model, &config.mutation, stage);
             let patch = mutation::to_json_patch(object, &changes);
             if !patch.0.is_empty() {
-                // Serialising a Patch of strings and maps cannot fail.
-                let json = serde_json::to_vec(&patch).unwrap_or_default();
+                let json = mutation::patch_json(&patch);
                 response.patch = Some(base64::engine::general_purpose::STANDARD.encode(json));
                 decision.patched = true;
             }

@@ -9,6 +9,9 @@ fn run(obj: &Value, settings: &MutationSettings, stage: Stage) -> (Patch, Value)
     let model = HookModel::from_annotations(view.annotations().unwrap_or(&empty));
     let changes = plan(&view, &model, settings, stage);
     let patch = to_json_patch(&view, &changes);
+    // What the webhook sends is the same document serde would write.
+    let sent: Value = serde_json::from_slice(&patch_json(&patch)).unwrap();
+    assert_eq!(sent, serde_json::to_value(&patch).unwrap());
     let mut patched = obj.clone();
     json_patch::patch(&mut patched, &patch).expect("patch applies");
     (patch, patched)
@@ -250,4 +253,19 @@ fn delete_hooks_are_made_explicit() {
         out["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"],
         "HookSucceeded"
     );
+}
+
+#[test]
+fn hand_written_patches_match_serde_for_every_operation() {
+    let patch: Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/metadata/annotations/argocd.argoproj.io~1hook", "value": "PreSync"},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "a~b\"c"},
+        {"op": "add", "path": "/metadata/labels", "value": {"k": "v", "n": 1, "l": [true, null]}},
+        {"op": "remove", "path": "/metadata/x"},
+        {"op": "test", "path": "/kind", "value": "Job"}
+    ]))
+    .unwrap();
+    let ours: Value = serde_json::from_slice(&patch_json(&patch)).unwrap();
+    assert_eq!(ours, serde_json::to_value(&patch).unwrap());
+    assert_eq!(patch_json(&Patch(Vec::new())), b"[]");
 }
