@@ -122,10 +122,23 @@ impl Drop for Admitted<'_> {
     }
 }
 
+/// The concurrency limit was reached (answered 503).
+#[derive(Debug)]
+pub struct Saturated(usize);
+
+impl IntoResponse for Saturated {
+    fn into_response(self) -> Response {
+        unavailable(format!(
+            "hookguard is at its concurrency limit ({} requests in flight); try again\n",
+            self.0
+        ))
+    }
+}
+
 impl LimitState {
     /// Lets the request in, or answers 503 at once when `max_concurrent` are in flight
     /// (queueing would only make the apiserver's timeout the answer).
-    pub fn admit(&self, webhook: Webhook) -> Result<Admitted<'_>, Response> {
+    pub fn admit(&self, webhook: Webhook) -> Result<Admitted<'_>, Saturated> {
         let Ok(permit) = self.permits.try_acquire() else {
             self.metrics.reject(webhook, RejectReason::saturated);
             tracing::warn!(
@@ -133,10 +146,7 @@ impl LimitState {
                 limit = self.max_concurrent,
                 "concurrency limit reached; answering 503"
             );
-            return Err(unavailable(format!(
-                "hookguard is at its concurrency limit ({} requests in flight); try again\n",
-                self.max_concurrent
-            )));
+            return Err(Saturated(self.max_concurrent));
         };
         self.metrics.in_flight().inc();
         Ok(Admitted {

@@ -94,7 +94,7 @@ async fn handle(webhook: Webhook, State(state): State<AppState>, req: Request) -
     let arrival = Instant::now();
     let _admitted = match state.limits.admit(webhook) {
         Ok(admitted) => admitted,
-        Err(busy) => return busy,
+        Err(saturated) => return saturated.into_response(),
     };
     if !is_json(req.headers()) {
         state
