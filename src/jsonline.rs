@@ -1,7 +1,9 @@
-//! Writing JSON log lines by hand: strings, integers and timestamps pushed straight into a
-//! byte buffer. Shared by the tracing formatter (`cli::logging::JsonLines`) and the decision
-//! log (`server::decision_log`), which write one line per admission request, so these run
-//! on the hot path: no `core::fmt`, no per-piece dynamic dispatch.
+//! Writing JSON by hand: strings, integers, timestamps and values pushed straight into a byte
+//! buffer. Used by the tracing formatter (`cli::logging::JsonLines`), the decision log
+//! (`server::decision_log`), the AdmissionReview answer and its JSON Patch — all written once
+//! per admission request, so these run on the hot path: no `core::fmt`, no per-piece dynamic
+//! dispatch. `special_byte`, the scan for where a string's plain run ends, also serves the
+//! admission reader.
 
 /// `s` as a JSON string, quotes included.
 pub fn push_string(out: &mut Vec<u8>, s: &str) {
@@ -14,9 +16,11 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
 pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    while let Some(i) = first_to_escape(bytes, start) {
+    loop {
+        let i = special_byte(bytes, start);
         out.extend_from_slice(&bytes[start..i]);
-        match bytes[i] {
+        let Some(&b) = bytes.get(i) else { return };
+        match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
@@ -28,44 +32,47 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[usize::from(b & 0xf)]);
             }
         }
-        // Only ASCII bytes are escaped, so every cut is on a char boundary.
+        // Only ASCII bytes are special, so every cut is on a char boundary.
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The position of the first byte at or after `from` that JSON needs escaped (`"`, `\` or a
-/// control character), looking at eight bytes at a time: most values (uids, names, rule ids)
-/// have none, and a byte-by-byte scan was most of a log line's cost.
-fn first_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+/// The first index from `start` holding `"`, `\` or a control byte (or the end): where a JSON
+/// string's plain run ends, for the writers here (what to escape) and for the admission
+/// reader (where a string ends or has an escape). Eight bytes at a time: strings are most of
+/// a review and of a log line, so this loop is most of their time.
+#[inline(always)]
+pub fn special_byte(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The classic "has a zero byte" test: nonzero iff some byte of `x` is zero.
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Bytes below 0x20: subtracting 0x20 borrows into the high bit (bytes >= 0x80 are
-        // excluded by `!x`).
-        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS;
-        let quote = has_zero(x ^ (b'"' as u64 * ONES));
-        let backslash = has_zero(x ^ (b'\\' as u64 * ONES));
-        if control | quote | backslash != 0 {
-            // Some byte in this chunk needs escaping; find it exactly (the bit tricks may
-            // also flag a byte after the first real one, never miss one).
-            break;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let Some(rest) = bytes.get(start..) else {
+        return bytes.len();
+    };
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = start;
+    for chunk in &mut chunks {
+        // `chunks_exact` yields eight bytes, so the fallback is never taken.
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // "Has a byte less than n" tests: b ^ 0x02 < 0x21 is exactly b < 0x20 or b == '"',
+        // and b ^ '\\' < 1 is b == '\\'. A borrow can flag bytes above a real match, never
+        // below one, so the lowest flag is always a real match.
+        let a = w ^ (ONES * 0x02);
+        let b = w ^ (ONES * u64::from(b'\\'));
+        let found = ((a.wrapping_sub(ONES * 0x21) & !a) | (b.wrapping_sub(ONES) & !b)) & HIGH;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
         }
-        i += 8;
+        at += 8;
     }
-    bytes
-        .get(i..)?
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|p| i + p)
+    for &b in chunks.remainder() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return at;
+        }
+        at += 1;
+    }
+    at
 }
 
 /// `value` as JSON (the same document serde_json writes, compactly).

@@ -20,6 +20,7 @@
 //! `ignore_value` allows. Nothing here recurses; the caller's typed reading recurses only
 //! along its schema (`spec.template.spec...`), which that limit bounds.
 
+use crate::jsonline::special_byte;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -322,7 +323,7 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub(crate) fn read_str(&mut self) -> Result<Cow<'a, str>> {
         let start = self.pos;
-        let end = scan_plain(self.bytes, start);
+        let end = special_byte(self.bytes, start);
         if self.bytes.get(end) == Some(&b'"') {
             self.pos = end + 1;
             return match self.text.get(start..end) {
@@ -341,7 +342,7 @@ impl<'a> Reader<'a> {
         let mut out = String::new();
         let mut run = start;
         loop {
-            let i = scan_plain(self.bytes, self.pos);
+            let i = special_byte(self.bytes, self.pos);
             out.push_str(self.text.get(run..i).unwrap_or_default());
             self.pos = i;
             match self.bytes.get(i) {
@@ -442,7 +443,7 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn skip_escaped(&mut self) -> Result<()> {
         loop {
-            let i = scan_plain(self.bytes, self.pos);
+            let i = special_byte(self.bytes, self.pos);
             self.pos = i;
             match self.bytes.get(i) {
                 Some(b'"') => {
@@ -881,46 +882,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The first index from `start` holding `"`, `\` or a control byte (or the end). Eight
-/// bytes at a time: strings (managedFields keys, image names, annotation values) are most of
-/// a review, so this loop is most of the reader's time.
-#[inline(always)]
-fn scan_plain(bytes: &[u8], start: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let Some(rest) = bytes.get(start..) else {
-        return bytes.len();
-    };
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = start;
-    for chunk in &mut chunks {
-        // `chunks_exact` yields eight bytes, so the fallback is never taken.
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // "Has a byte less than n" tests: b ^ 0x02 < 0x21 is exactly b < 0x20 or b == '"',
-        // and b ^ '\\' < 1 is b == '\\'. A borrow can flag bytes above a real match, never
-        // below one, so the lowest flag is always a real match.
-        let a = w ^ (ONES * 0x02);
-        let b = w ^ (ONES * u64::from(b'\\'));
-        let found = ((a.wrapping_sub(ONES * 0x21) & !a) | (b.wrapping_sub(ONES) & !b)) & HIGH;
-        if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    for &b in chunks.remainder() {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            return at;
-        }
-        at += 1;
-    }
-    at
-}
-
 /// The position after the closing quote of a string starting at `start` (after its opening
 /// quote), if it has no escapes (and no errors): the fast path of skipping.
 #[inline(always)]
 fn plain_string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let end = scan_plain(bytes, start);
+    let end = special_byte(bytes, start);
     (bytes.get(end) == Some(&b'"')).then_some(end + 1)
 }
 
@@ -990,7 +956,7 @@ impl Object {
         if bytes.get(pos) == Some(&b'"') {
             // The common key: no escapes, borrowed.
             let start = pos + 1;
-            let end = scan_plain(bytes, start);
+            let end = special_byte(bytes, start);
             if bytes.get(end) == Some(&b'"') {
                 if let Some(key) = r.text.get(start..end) {
                     r.pos = end + 1;
