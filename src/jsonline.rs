@@ -5,6 +5,23 @@
 //! dispatch. `special_byte`, the scan for where a string's plain run ends, also serves the
 //! admission reader.
 
+/// Starts a log line: `{"timestamp":"…","level":"…"`. The fields follow as `,"name":value`,
+/// then `close_line`: the shape of tracing-subscriber's `json().flatten_event(true)`, which
+/// every JSON log line hookguard writes has.
+pub fn open_line(out: &mut Vec<u8>, now: time::OffsetDateTime, level: &str) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    push_timestamp(out, now);
+    out.extend_from_slice(b"\",\"level\":");
+    push_string(out, level);
+}
+
+/// Ends a log line started by `open_line`: `,"target":"…"}` and the newline.
+pub fn close_line(out: &mut Vec<u8>, target: &str) {
+    out.extend_from_slice(b",\"target\":");
+    push_string(out, target);
+    out.extend_from_slice(b"}\n");
+}
+
 /// `s` as a JSON string, quotes included.
 pub fn push_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');

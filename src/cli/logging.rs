@@ -11,7 +11,7 @@
 //! than the decision); this one writes the same shape directly (~10 times less).
 
 use super::{LogArgs, LogFormat};
-use crate::jsonline::{push_digits, push_escaped, push_string, push_timestamp};
+use crate::jsonline::{close_line, open_line, push_digits, push_escaped, push_string};
 use anyhow::{Context, Result};
 use std::fmt::{self, Write as _};
 use std::io::Write;
@@ -203,11 +203,11 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let mut line = Vec::with_capacity(512);
-        line.extend_from_slice(b"{\"timestamp\":\"");
-        push_timestamp(&mut line, time::OffsetDateTime::now_utc());
-        line.extend_from_slice(b"\",\"level\":\"");
-        line.extend_from_slice(meta.level().as_str().as_bytes());
-        line.push(b'"');
+        open_line(
+            &mut line,
+            time::OffsetDateTime::now_utc(),
+            meta.level().as_str(),
+        );
         event.record(&mut JsonFields(&mut line));
         if let Some(scope) = ctx.event_scope() {
             line.extend_from_slice(b",\"spans\":[");
@@ -219,9 +219,7 @@ where
             }
             line.push(b']');
         }
-        line.extend_from_slice(b",\"target\":");
-        push_string(&mut line, meta.target());
-        line.extend_from_slice(b"}\n");
+        close_line(&mut line, meta.target());
         // Only whole `str`s and ASCII went in, so the line is UTF-8.
         w.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
     }

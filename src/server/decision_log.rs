@@ -9,7 +9,7 @@
 //! through a tracing event.
 
 use crate::admission::{Decision, Webhook};
-use crate::jsonline::{push_digits, push_string, push_timestamp};
+use crate::jsonline::{close_line, open_line, push_digits, push_escaped, push_string};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -106,12 +106,11 @@ fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
     }
 }
 
-/// The same shape as `cli::logging::JsonLines` writes for other events.
+/// The line, framed as every JSON log line (`jsonline::open_line`).
 fn json_line(fields: &[(&'static str, Value<'_>)], now: time::OffsetDateTime) -> Vec<u8> {
     let mut line = Vec::with_capacity(512);
-    line.extend_from_slice(b"{\"timestamp\":\"");
-    push_timestamp(&mut line, now);
-    line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"admission decision\"");
+    open_line(&mut line, now, "INFO");
+    line.extend_from_slice(b",\"message\":\"admission decision\"");
     for (name, value) in fields {
         // Field names are plain identifiers (a test checks): no escaping needed.
         line.extend_from_slice(b",\"");
@@ -123,14 +122,12 @@ fn json_line(fields: &[(&'static str, Value<'_>)], now: time::OffsetDateTime) ->
             Value::Str(s) => push_string(&mut line, s),
             list => {
                 line.push(b'"');
-                each_piece(list, |p| crate::jsonline::push_escaped(&mut line, p));
+                each_piece(list, |p| push_escaped(&mut line, p));
                 line.push(b'"');
             }
         }
     }
-    line.extend_from_slice(b",\"target\":\"");
-    line.extend_from_slice(TARGET.as_bytes());
-    line.extend_from_slice(b"\"}\n");
+    close_line(&mut line, TARGET);
     line
 }
 
