@@ -502,8 +502,6 @@ pub struct Response {
     /// Base64 of the JSON Patch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -516,7 +514,19 @@ pub struct Response {
 struct ReviewOut<'a> {
     api_version: &'static str,
     kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+/// The response with the `patchType` the apiserver needs beside a patch (`encode` writes it
+/// whenever there is a patch).
+#[cfg(test)]
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    #[serde(flatten)]
     response: &'a Response,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
 }
 
 impl Response {
@@ -585,14 +595,14 @@ impl Response {
     /// What serde writes for this answer: the reference the hand-written `encode` is
     /// tested against.
     #[cfg(test)]
-    fn encode_with_serde(mut self) -> Vec<u8> {
-        if self.patch.is_some() {
-            self.patch_type = Some("JSONPatch");
-        }
+    fn encode_with_serde(self) -> Vec<u8> {
         let out = ReviewOut {
             api_version: API_VERSION,
             kind: KIND,
-            response: &self,
+            response: ResponseOut {
+                response: &self,
+                patch_type: self.patch.is_some().then_some("JSONPatch"),
+            },
         };
         serde_json::to_vec(&out).unwrap()
     }
@@ -616,7 +626,6 @@ mod tests {
                 "no: \"x\"\n\tline é ✓ \u{7f}\u{8}\u{c}".into(),
             )),
             patch: Some("W3sib3AiOiJhZGQifV0=".into()),
-            patch_type: None,
             warnings: vec!["first".into(), "second \"quoted\"".into()],
             audit_annotations: [
                 ("hookguard.io/a".to_string(), "1".to_string()),
