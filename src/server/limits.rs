@@ -1,6 +1,7 @@
-//! Per-request limits on the admission routes (applied by the handler itself: an axum
-//! middleware layer cost a boxed future and a request clone per request): a concurrency limit that sheds load with a
+//! Per-request limits on the admission routes: a concurrency limit that sheds load with a
 //! clear 503 instead of queueing, and a deadline derived from the apiserver's `?timeout=`.
+//! The handler applies them itself (an axum middleware layer cost a boxed future and an
+//! extension insert per request).
 //!
 //! The decision itself is pure and takes microseconds, so the deadline mostly bounds waiting
 //! for a slow body: the answer (or a 503) goes out before the apiserver stops waiting, which
@@ -156,7 +157,8 @@ impl LimitState {
     }
 
     /// Waits for `read` (the request body) until the request's budget since `arrival` (from
-    /// the apiserver's `timeout`) is spent, then answers 503 so the answer reaches the apiserver before it gives up.
+    /// the apiserver's `timeout`) is spent, then answers 503, so that an answer reaches the
+    /// apiserver before it gives up.
     ///
     /// A body that is already there (the usual case: it arrives with the headers) is taken
     /// on the first poll, without arming a timer — a timer per request was a measurable share
