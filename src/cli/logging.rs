@@ -39,7 +39,9 @@ pub fn init(args: &LogArgs) -> Result<LogGuard> {
     match args.log_format {
         LogFormat::Json => {
             let decisions = writer.clone();
-            crate::server::decision_log::set_json_sink(move |line| decisions.append(line, false));
+            crate::server::decision_log::set_json_sink(move |write| {
+                decisions.append_with(write, false)
+            });
             builder.event_format(JsonLines).init()
         }
         LogFormat::Plain => builder.init(),
@@ -110,9 +112,15 @@ impl BatchedStderr {
     }
 
     fn append(&self, line: &[u8], urgent: bool) {
+        self.append_with(|batch| batch.extend_from_slice(line), urgent);
+    }
+
+    /// Appends what `write` appends to the batch, written in place under the lock: `write`
+    /// must append whole lines (the decision log writes its line straight in).
+    fn append_with(&self, write: impl FnOnce(&mut Vec<u8>), urgent: bool) {
         let mut batch = self.0.lock();
         let was_empty = batch.is_empty();
-        batch.extend_from_slice(line);
+        write(&mut batch);
         if urgent || !self.0.batched || batch.len() >= BATCH_BYTES {
             self.0.write_out(&mut batch);
         } else if was_empty {
@@ -366,13 +374,16 @@ mod tests {
         }));
         w.append(b"info\n", false);
         assert!(WRITTEN.lock().unwrap().is_empty(), "an info line waits");
+        // Written in place (the decision log): batched and ordered as any other line.
+        w.append_with(|batch| batch.extend_from_slice(b"in place\n"), false);
+        assert!(WRITTEN.lock().unwrap().is_empty(), "an info line waits");
         w.append(b"warn\n", true);
-        assert_eq!(&*WRITTEN.lock().unwrap(), b"info\nwarn\n");
+        assert_eq!(&*WRITTEN.lock().unwrap(), b"info\nin place\nwarn\n");
         let big = vec![b'x'; BATCH_BYTES];
         w.append(&big, false);
         assert_eq!(
             WRITTEN.lock().unwrap().len(),
-            10 + BATCH_BYTES,
+            19 + BATCH_BYTES,
             "a full batch goes out"
         );
         w.append(b"last\n", false);

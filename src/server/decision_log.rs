@@ -17,13 +17,17 @@ use std::time::Duration;
 /// The target the line is logged under (and filtered by, e.g. `hookguard::server=warn`).
 const TARGET: &str = "hookguard::server";
 
-type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+/// Appends a line to the log: called with a writer, which it runs on the log's batch (under
+/// the batch's lock), so the line is written where it goes, without a buffer of its own to
+/// fill, copy and free per request.
+type Sink = Box<dyn Fn(&mut dyn FnMut(&mut Vec<u8>)) + Send + Sync>;
 
 /// Where JSON lines go, once `cli::logging::init` set it up for `--log-format json`.
 static JSON_SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Sends JSON decision lines to `sink` from now on (first call wins; false after that).
-pub fn set_json_sink(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> bool {
+/// `sink` calls the writer it is given once, with the buffer the line is to be appended to.
+pub fn set_json_sink(sink: impl Fn(&mut dyn FnMut(&mut Vec<u8>)) + Send + Sync + 'static) -> bool {
     JSON_SINK.set(Box::new(sink)).is_ok()
 }
 
@@ -33,7 +37,11 @@ pub fn log_decision(webhook: Webhook, d: &Decision, latency: Duration) {
     }
     let fields = fields(webhook, d, latency);
     match JSON_SINK.get() {
-        Some(sink) => sink(&json_line(&fields, time::OffsetDateTime::now_utc())),
+        Some(sink) => {
+            // Taken before the sink's lock, so the time under it is only the writing.
+            let now = time::OffsetDateTime::now_utc();
+            sink(&mut |out| write_json_line(out, &fields, now));
+        }
         None => tracing::info!(target: TARGET, "admission decision {}", Plain(&fields)),
     }
 }
@@ -78,6 +86,27 @@ fn fields<'a>(
     ]
 }
 
+/// `,"name":` for each of `fields`' names, in order: one copy per field instead of three
+/// (a test checks they match; the names are plain identifiers, so need no escaping).
+const JSON_KEYS: [&str; 16] = [
+    ",\"webhook\":",
+    ",\"uid\":",
+    ",\"operation\":",
+    ",\"kind\":",
+    ",\"namespace\":",
+    ",\"name\":",
+    ",\"user\":",
+    ",\"dry_run\":",
+    ",\"decision\":",
+    ",\"rules\":",
+    ",\"mode\":",
+    ",\"would_deny\":",
+    ",\"policy\":",
+    ",\"patched\":",
+    ",\"error\":",
+    ",\"latency_us\":",
+];
+
 /// Calls `piece` with each part of a list-valued field's text.
 fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
     match value {
@@ -106,29 +135,28 @@ fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
     }
 }
 
-/// The line, framed as every JSON log line (`jsonline::open_line`).
-fn json_line(fields: &[(&'static str, Value<'_>)], now: time::OffsetDateTime) -> Vec<u8> {
-    let mut line = Vec::with_capacity(512);
-    open_line(&mut line, now, "INFO");
+/// Appends the line to `line`, framed as every JSON log line (`jsonline::open_line`).
+fn write_json_line(
+    line: &mut Vec<u8>,
+    fields: &[(&'static str, Value<'_>); 16],
+    now: time::OffsetDateTime,
+) {
+    open_line(line, now, "INFO");
     line.extend_from_slice(b",\"message\":\"admission decision\"");
-    for (name, value) in fields {
-        // Field names are plain identifiers (a test checks): no escaping needed.
-        line.extend_from_slice(b",\"");
-        line.extend_from_slice(name.as_bytes());
-        line.extend_from_slice(b"\":");
+    for ((_, value), key) in fields.iter().zip(JSON_KEYS) {
+        line.extend_from_slice(key.as_bytes());
         match value {
             Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::U64(n) => push_digits(&mut line, *n, 1),
-            Value::Str(s) => push_string(&mut line, s),
+            Value::U64(n) => push_digits(line, *n, 1),
+            Value::Str(s) => push_string(line, s),
             list => {
                 line.push(b'"');
-                each_piece(list, |p| push_escaped(&mut line, p));
+                each_piece(list, |p| push_escaped(line, p));
                 line.push(b'"');
             }
         }
     }
-    close_line(&mut line, TARGET);
-    line
+    close_line(line, TARGET);
 }
 
 /// `name=value …` for the plain format: strings quoted as tracing writes them, lists bare.
@@ -190,7 +218,8 @@ mod tests {
         let d = decision();
         let now = time::OffsetDateTime::from_unix_timestamp(1_795_276_800).unwrap();
         let fields = fields(Webhook::Validate, &d, Duration::from_micros(1234));
-        let line = json_line(&fields, now);
+        let mut line = Vec::new();
+        write_json_line(&mut line, &fields, now);
         assert!(line.ends_with(b"}\n"));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["timestamp"], "2026-11-21T16:00:00.000000Z");
@@ -228,12 +257,69 @@ mod tests {
         assert_eq!(v["error"], "");
         assert_eq!(v["latency_us"], 1234);
         assert_eq!(v.as_object().unwrap().len(), 20, "{v}");
-        for (name, _) in &fields {
+        for ((name, _), key) in fields.iter().zip(JSON_KEYS) {
             assert!(
                 name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
                 "{name}"
             );
+            assert_eq!(key, format!(",\"{name}\":"));
         }
+    }
+
+    /// The line as it was built before it was written in place: in a buffer of its own.
+    fn json_line_in_own_buffer(
+        fields: &[(&'static str, Value<'_>)],
+        now: time::OffsetDateTime,
+    ) -> Vec<u8> {
+        let mut line = Vec::with_capacity(512);
+        open_line(&mut line, now, "INFO");
+        line.extend_from_slice(b",\"message\":\"admission decision\"");
+        for (name, value) in fields {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b"\":");
+            match value {
+                Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
+                Value::U64(n) => push_digits(&mut line, *n, 1),
+                Value::Str(s) => push_string(&mut line, s),
+                list => {
+                    line.push(b'"');
+                    each_piece(list, |p| push_escaped(&mut line, p));
+                    line.push(b'"');
+                }
+            }
+        }
+        close_line(&mut line, TARGET);
+        line
+    }
+
+    #[test]
+    fn lines_written_in_place_are_the_lines_built_apart() {
+        let now =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_795_276_800_123_456_789).unwrap();
+        let mut decisions = vec![decision(), Decision::default()];
+        let mut escapes = decision();
+        escapes.uid = "\\\"\t\r\u{1}\u{1f}é\u{7f}".into();
+        escapes.kind = "Kind\u{0}".into();
+        escapes.error = Some("bad \"input\"\n".into());
+        escapes.mode = None;
+        escapes.rules.clear();
+        escapes.patched = true;
+        decisions.push(escapes);
+        // One batch with lines already in it, as the log's batch usually is.
+        let mut batch = b"{\"earlier\":1}\n".to_vec();
+        let mut expected = batch.clone();
+        for (i, d) in decisions.iter().enumerate() {
+            let webhook = [Webhook::Validate, Webhook::Mutate][i % 2];
+            let latency = Duration::from_micros([0, 1, 987_654_321][i % 3]);
+            let fields = fields(webhook, d, latency);
+            write_json_line(&mut batch, &fields, now);
+            expected.extend_from_slice(&json_line_in_own_buffer(&fields, now));
+        }
+        assert_eq!(
+            String::from_utf8(batch).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
     }
 
     #[test]
