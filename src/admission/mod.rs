@@ -17,7 +17,7 @@ pub use review::{Operation, ReviewError, WireObject};
 use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
 use crate::policy::namespaces::NamespaceLabels;
-use crate::policy::{self, ActivePolicy, Labels, Mode, NamespaceRef, PolicyStore};
+use crate::policy::{self, ActivePolicy, Effect, Labels, Mode, NamespaceRef, PolicyStore};
 use crate::rules::{self, Action, Finding, RuleId};
 use review::{Request, Response, Status};
 use std::collections::BTreeMap;
@@ -228,7 +228,6 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
 
     match webhook {
         Webhook::Validate => {
-            let findings = rules::check(object, &model);
             // Out of the decision while `ns` borrows it and the findings fill the decision.
             let namespace = std::mem::take(&mut decision.namespace);
             // Labels are looked up only when the policy selects by them (the common case
@@ -246,6 +245,14 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
                     None => Labels::Known(&EMPTY_LABELS),
                 },
             );
+            // Only denials and warnings show their message: the rest are not written.
+            let policy = &config.policy.policy;
+            let findings = rules::check_for(object, &model, &|rule| {
+                matches!(
+                    policy.resolve(rule, &ns).effect,
+                    Effect::Warn | Effect::Deny
+                )
+            });
             decision.mode = Some(config.policy.policy.mode_for(&ns));
             apply_findings(
                 &findings,
