@@ -300,21 +300,23 @@ pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u
     let mut out = Vec::with_capacity(256);
     out.push(b'[');
     let mut first = true;
-    let mut open = |out: &mut Vec<u8>, path: &[&str]| {
+    // An operation's start, to its value: `path` is a pointer needing no escapes, `key` a
+    // last token that may.
+    let mut open = |out: &mut Vec<u8>, path: &[u8], key: Option<&str>| {
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"op\":\"add\",\"path\":\"");
-        for token in path {
-            out.push(b'/');
-            push_pointer_token(out, token);
+        out.extend_from_slice(path);
+        if let Some(key) = key {
+            push_pointer_token(out, key);
         }
         out.extend_from_slice(b"\",\"value\":");
     };
     if !changes.annotations.is_empty() {
         if meta.annotations.is_some() {
             for (key, value) in &changes.annotations {
-                open(&mut out, &["metadata", "annotations", key]);
+                open(&mut out, b"/metadata/annotations/", Some(key));
                 crate::jsonline::push_string(&mut out, value);
                 out.push(b'}');
             }
@@ -322,7 +324,7 @@ pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u
             // One map: serde_json's `Map` keeps its keys sorted.
             let mut sorted: Vec<&(&str, String)> = changes.annotations.iter().collect();
             sorted.sort_by_key(|(k, _)| *k);
-            open(&mut out, &["metadata", "annotations"]);
+            open(&mut out, b"/metadata/annotations", None);
             out.push(b'{');
             for (i, (key, value)) in sorted.into_iter().enumerate() {
                 if i > 0 {
@@ -337,10 +339,10 @@ pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u
     }
     if changes.add_managed_label {
         if meta.labels.is_some() {
-            open(&mut out, &["metadata", "labels", keys::MANAGED_LABEL]);
+            open(&mut out, b"/metadata/labels/", Some(keys::MANAGED_LABEL));
             crate::jsonline::push_string(&mut out, keys::MANAGED_LABEL_VALUE);
         } else {
-            open(&mut out, &["metadata", "labels"]);
+            open(&mut out, b"/metadata/labels", None);
             out.push(b'{');
             crate::jsonline::push_string(&mut out, keys::MANAGED_LABEL);
             out.push(b':');
@@ -351,10 +353,10 @@ pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u
     }
     if changes.add_finalizer {
         if meta.finalizers.is_some() {
-            open(&mut out, &["metadata", "finalizers", "-"]);
+            open(&mut out, b"/metadata/finalizers/-", None);
             crate::jsonline::push_string(&mut out, keys::CLEANUP_FINALIZER);
         } else {
-            open(&mut out, &["metadata", "finalizers"]);
+            open(&mut out, b"/metadata/finalizers", None);
             out.push(b'[');
             crate::jsonline::push_string(&mut out, keys::CLEANUP_FINALIZER);
             out.push(b']');
@@ -367,17 +369,16 @@ pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u
 
 /// One RFC 6901 reference token (`~` as `~0`, `/` as `~1`), escaped for a JSON string.
 fn push_pointer_token(out: &mut Vec<u8>, token: &str) {
-    let mut rest = token;
-    while let Some(i) = rest.find(['~', '/']) {
-        crate::jsonline::push_escaped(out, &rest[..i]);
-        out.extend_from_slice(if rest.as_bytes()[i] == b'~' {
-            b"~0"
-        } else {
-            b"~1"
-        });
-        rest = &rest[i + 1..];
+    let mut start = 0;
+    for (i, b) in token.bytes().enumerate() {
+        if b == b'~' || b == b'/' {
+            // Both are ASCII, so `i` is on a char boundary.
+            crate::jsonline::push_escaped(out, &token[start..i]);
+            out.extend_from_slice(if b == b'~' { b"~0" } else { b"~1" });
+            start = i + 1;
+        }
     }
-    crate::jsonline::push_escaped(out, rest);
+    crate::jsonline::push_escaped(out, &token[start..]);
 }
 
 fn annotation_map(changes: &MetadataChanges) -> Value {

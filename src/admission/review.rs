@@ -624,20 +624,24 @@ impl Response {
 fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sextet = |n: u32, shift: u32| ALPHABET[((n >> shift) & 63) as usize];
-    out.reserve(bytes.len().div_ceil(3) * 4);
-    let mut chunks = bytes.chunks_exact(3);
-    for c in &mut chunks {
+    // Sized (and padded) up front, so the loop writes without growing or checking capacity.
+    let at = out.len();
+    out.resize(at + bytes.len().div_ceil(3) * 4, b'=');
+    let (full, tail) = out[at..].split_at_mut(bytes.len() / 3 * 4);
+    let chunks = bytes.chunks_exact(3);
+    let rest = chunks.remainder();
+    for (c, d) in chunks.zip(full.chunks_exact_mut(4)) {
         let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
+        d.copy_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
     }
-    match *chunks.remainder() {
+    match *rest {
         [a] => {
             let n = u32::from(a) << 16;
-            out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), b'=', b'=']);
+            tail[..2].copy_from_slice(&[sextet(n, 18), sextet(n, 12)]);
         }
         [a, b] => {
             let n = u32::from(a) << 16 | u32::from(b) << 8;
-            out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), b'=']);
+            tail[..3].copy_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6)]);
         }
         _ => {}
     }
