@@ -608,18 +608,18 @@ fn check_hook_hazards(object: &HookObject, m: &HookModel, out: &mut Findings<'_>
 
 /// Why a container runs privileged or (possibly) as root, with its name: described only
 /// when the message is written.
-enum Privileged<'a> {
+enum RootRisk<'a> {
     Privileged(&'a str),
     Root(&'a str),
     MaybeRoot(&'a str),
 }
 
-impl Privileged<'_> {
+impl RootRisk<'_> {
     fn describe(&self) -> String {
         match self {
-            Privileged::Privileged(name) => format!("container `{name}` runs privileged"),
-            Privileged::Root(name) => format!("container `{name}` runs as root (runAsUser: 0)"),
-            Privileged::MaybeRoot(name) => format!(
+            RootRisk::Privileged(name) => format!("container `{name}` runs privileged"),
+            RootRisk::Root(name) => format!("container `{name}` runs as root (runAsUser: 0)"),
+            RootRisk::MaybeRoot(name) => format!(
                 "container `{name}` may run as root (neither runAsNonRoot: true nor a non-zero runAsUser)"
             ),
         }
@@ -627,7 +627,7 @@ impl Privileged<'_> {
 }
 
 /// Why a pod spec runs privileged or (possibly) as root, if it does.
-fn privileged_reason(pod: &crate::hooks::SpecView) -> Option<Privileged<'_>> {
+fn privileged_reason(pod: &crate::hooks::SpecView) -> Option<RootRisk<'_>> {
     let pod_ctx = pod.security_context.as_ref();
     let containers = pod
         .containers
@@ -638,7 +638,7 @@ fn privileged_reason(pod: &crate::hooks::SpecView) -> Option<Privileged<'_>> {
         let name = c.name.as_deref().unwrap_or("?");
         let ctx = c.security_context.as_ref();
         if ctx.and_then(|s| s.privileged) == Some(true) {
-            return Some(Privileged::Privileged(name));
+            return Some(RootRisk::Privileged(name));
         }
         let run_as_user = ctx
             .and_then(|s| s.run_as_user)
@@ -647,9 +647,9 @@ fn privileged_reason(pod: &crate::hooks::SpecView) -> Option<Privileged<'_>> {
             .and_then(|s| s.run_as_non_root)
             .or(pod_ctx.and_then(|s| s.run_as_non_root));
         match run_as_user {
-            Some(0) => return Some(Privileged::Root(name)),
+            Some(0) => return Some(RootRisk::Root(name)),
             Some(_) => {}
-            None if non_root != Some(true) => return Some(Privileged::MaybeRoot(name)),
+            None if non_root != Some(true) => return Some(RootRisk::MaybeRoot(name)),
             None => {}
         }
     }
