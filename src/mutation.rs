@@ -280,6 +280,107 @@ pub fn patch_json(patch: &Patch) -> Vec<u8> {
     out
 }
 
+/// The patch the webhook sends, as `patch_json(&to_json_patch(object, changes))` writes it
+/// (a test checks every case byte for byte), but written straight from the changes: building
+/// the `Patch` first cost ~2 600 instructions a review (pointers, `Value`s) and dropping it
+/// ~900 more, for a document of three or four `add`s. Empty when `changes` is.
+pub fn json_patch_bytes(object: &HookObject, changes: &MetadataChanges) -> Vec<u8> {
+    let Some(meta) = object.metadata.as_ref() else {
+        // No metadata at all: only offline objects, never a review with hook annotations.
+        let patch = to_json_patch(object, changes);
+        return if patch.0.is_empty() {
+            Vec::new()
+        } else {
+            patch_json(&patch)
+        };
+    };
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    let mut first = true;
+    // An operation's start, to its value: `path` is a pointer needing no escapes, `key` a
+    // last token that may.
+    let mut open = |out: &mut Vec<u8>, path: &[u8], key: Option<&str>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"op\":\"add\",\"path\":\"");
+        out.extend_from_slice(path);
+        if let Some(key) = key {
+            push_pointer_token(out, key);
+        }
+        out.extend_from_slice(b"\",\"value\":");
+    };
+    if !changes.annotations.is_empty() {
+        if meta.annotations.is_some() {
+            for (key, value) in &changes.annotations {
+                open(&mut out, b"/metadata/annotations/", Some(key));
+                crate::jsonline::push_string(&mut out, value);
+                out.push(b'}');
+            }
+        } else {
+            // One map: serde_json's `Map` keeps its keys sorted.
+            let mut sorted: Vec<&(&str, String)> = changes.annotations.iter().collect();
+            sorted.sort_by_key(|(k, _)| *k);
+            open(&mut out, b"/metadata/annotations", None);
+            out.push(b'{');
+            for (i, (key, value)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                crate::jsonline::push_string(&mut out, key);
+                out.push(b':');
+                crate::jsonline::push_string(&mut out, value);
+            }
+            out.extend_from_slice(b"}}");
+        }
+    }
+    if changes.add_managed_label {
+        if meta.labels.is_some() {
+            open(&mut out, b"/metadata/labels/", Some(keys::MANAGED_LABEL));
+            crate::jsonline::push_string(&mut out, keys::MANAGED_LABEL_VALUE);
+        } else {
+            open(&mut out, b"/metadata/labels", None);
+            out.push(b'{');
+            crate::jsonline::push_string(&mut out, keys::MANAGED_LABEL);
+            out.push(b':');
+            crate::jsonline::push_string(&mut out, keys::MANAGED_LABEL_VALUE);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    if changes.add_finalizer {
+        if meta.finalizers.is_some() {
+            open(&mut out, b"/metadata/finalizers/-", None);
+            crate::jsonline::push_string(&mut out, keys::CLEANUP_FINALIZER);
+        } else {
+            open(&mut out, b"/metadata/finalizers", None);
+            out.push(b'[');
+            crate::jsonline::push_string(&mut out, keys::CLEANUP_FINALIZER);
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
+}
+
+/// One RFC 6901 reference token (`~` as `~0`, `/` as `~1`), escaped for a JSON string.
+fn push_pointer_token(out: &mut Vec<u8>, token: &str) {
+    let mut start = 0;
+    for (i, b) in token.bytes().enumerate() {
+        if b == b'~' || b == b'/' {
+            // Both are ASCII, so `i` is on a char boundary.
+            crate::jsonline::push_escaped(out, &token[start..i]);
+            out.extend_from_slice(if b == b'~' { b"~0" } else { b"~1" });
+            start = i + 1;
+        }
+    }
+    crate::jsonline::push_escaped(out, &token[start..]);
+}
+
 fn annotation_map(changes: &MetadataChanges) -> Value {
     let map: Map<String, Value> = changes
         .annotations

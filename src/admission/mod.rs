@@ -17,9 +17,8 @@ pub use review::{Operation, ReviewError, WireObject};
 use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
 use crate::policy::namespaces::NamespaceLabels;
-use crate::policy::{self, ActivePolicy, Labels, Mode, NamespaceRef, PolicyStore};
+use crate::policy::{self, ActivePolicy, Effect, Labels, Mode, NamespaceRef, PolicyStore};
 use crate::rules::{self, Action, Finding, RuleId};
-use base64::Engine;
 use review::{Request, Response, Status};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,13 +138,12 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
         Ok(request) => decide(webhook, request, config),
         Err((uid, error)) => {
             let decision = Decision {
-                uid: uid.clone().unwrap_or_default(),
+                uid: uid.unwrap_or_default(),
                 path: Some(Path::Invalid),
                 error: Some(error.to_string()),
                 ..Decision::default()
             };
             let response = Response {
-                uid: uid.unwrap_or_default(),
                 allowed: false,
                 status: Some(Status::invalid(format!(
                     "hookguard could not read the AdmissionReview: {error}"
@@ -153,7 +151,7 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
                 ..Response::default()
             };
             Outcome {
-                body: response.encode(),
+                body: response.encode(&decision.uid),
                 decision,
             }
         }
@@ -161,13 +159,13 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
 }
 
 fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> Outcome {
-    // The request's strings move into the decision (the log and metrics need them).
-    let uid = std::mem::take(&mut req.uid);
+    // The request's strings move into the decision (the log and metrics need them), and
+    // the answer takes its uid from there: no copies.
     let mut decision = Decision {
-        uid: uid.clone(),
+        uid: std::mem::take(&mut req.uid),
         operation: req.operation.as_str(),
         kind: std::mem::take(&mut req.kind),
-        namespace: req.namespace.clone(),
+        namespace: std::mem::take(&mut req.namespace),
         name: std::mem::take(&mut req.name),
         user: std::mem::take(&mut req.user),
         dry_run: req.dry_run,
@@ -176,12 +174,11 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
         ..Decision::default()
     };
     let mut response = Response {
-        uid,
         allowed: true,
         ..Response::default()
     };
     let finish = |decision: Decision, response: Response| Outcome {
-        body: response.encode(),
+        body: response.encode(&decision.uid),
         decision,
     };
     let invalid = |mut decision: Decision, mut response: Response, error: ReviewError| {
@@ -231,22 +228,31 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
 
     match webhook {
         Webhook::Validate => {
-            let findings = rules::check(object, &model);
+            // Out of the decision while `ns` borrows it and the findings fill the decision.
+            let namespace = std::mem::take(&mut decision.namespace);
             // Labels are looked up only when the policy selects by them (the common case
             // costs nothing); unknown labels resolve as strictly as possible.
             let labels = if config.policy.policy.uses_namespace_labels() {
-                config.namespaces.get(&req.namespace)
+                config.namespaces.get(&namespace)
             } else {
                 None
             };
             let ns = NamespaceRef::new(
-                &req.namespace,
+                &namespace,
                 match &labels {
                     Some(l) => Labels::Known(l),
                     None if config.policy.policy.uses_namespace_labels() => Labels::Unknown,
                     None => Labels::Known(&EMPTY_LABELS),
                 },
             );
+            // Only denials and warnings show their message: the rest are not written.
+            let policy = &config.policy.policy;
+            let findings = rules::check_for(object, &model, &|rule| {
+                matches!(
+                    policy.resolve(rule, &ns).effect,
+                    Effect::Warn | Effect::Deny
+                )
+            });
             decision.mode = Some(config.policy.policy.mode_for(&ns));
             apply_findings(
                 &findings,
@@ -255,6 +261,7 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
                 &mut decision,
                 &mut response,
             );
+            decision.namespace = namespace;
         }
         Webhook::Mutate => {
             let stage = if req.operation == Operation::Create {
@@ -263,10 +270,10 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
                 Stage::Update
             };
             let changes = mutation::plan(object, &model, &config.mutation, stage);
-            let patch = mutation::to_json_patch(object, &changes);
-            if !patch.0.is_empty() {
-                let json = mutation::patch_json(&patch);
-                response.patch = Some(base64::engine::general_purpose::STANDARD.encode(json));
+            // `encode` writes it in base64. Empty exactly when `to_json_patch` is.
+            let patch = mutation::json_patch_bytes(object, &changes);
+            if !patch.is_empty() {
+                response.patch = Some(patch);
                 decision.patched = true;
             }
         }

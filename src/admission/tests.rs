@@ -354,3 +354,42 @@ fn hostile_annotation_values_are_handled() {
     let (m, _) = answer(Webhook::Mutate, &body);
     patched(&body, &m);
 }
+
+/// The patch the webhook sends, written straight from the changes and base64-encoded by
+/// hand, is byte for byte what the `Patch` path (`to_json_patch`, `patch_json`, the
+/// `base64` crate) writes, on every captured review.
+#[test]
+fn sent_patches_match_the_patch_path_on_every_fixture() {
+    let config = AdmissionConfig::default();
+    let mut patched_reviews = 0;
+    for n in 1..=10 {
+        let body = fixture(n);
+        let out = review(Webhook::Mutate, &body, &config);
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
+        let sent = v["response"]["patch"].as_str();
+        let want = match Request::parse(&body) {
+            Ok(Request {
+                object: WireObject::Object(object),
+                operation,
+                ..
+            }) if out.decision.path == Some(Path::Evaluated) => {
+                let empty = BTreeMap::new();
+                let model = HookModel::from_annotations(object.annotations().unwrap_or(&empty));
+                let stage = if operation == Operation::Create {
+                    Stage::Create
+                } else {
+                    Stage::Update
+                };
+                let changes = mutation::plan(&object, &model, &config.mutation, stage);
+                let patch = mutation::to_json_patch(&object, &changes);
+                (!patch.0.is_empty()).then(|| {
+                    base64::engine::general_purpose::STANDARD.encode(mutation::patch_json(&patch))
+                })
+            }
+            _ => None,
+        };
+        assert_eq!(sent, want.as_deref(), "fixture {n}");
+        patched_reviews += usize::from(sent.is_some());
+    }
+    assert!(patched_reviews >= 2, "{patched_reviews}");
+}

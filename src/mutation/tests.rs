@@ -12,6 +12,16 @@ fn run(obj: &Value, settings: &MutationSettings, stage: Stage) -> (Patch, Value)
     // What the webhook sends is the same document serde would write.
     let sent: Value = serde_json::from_slice(&patch_json(&patch)).unwrap();
     assert_eq!(sent, serde_json::to_value(&patch).unwrap());
+    // The webhook writes the bytes straight from the changes: the same bytes exactly.
+    let direct = json_patch_bytes(&view, &changes);
+    if patch.0.is_empty() {
+        assert!(direct.is_empty());
+    } else {
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            String::from_utf8(patch_json(&patch)).unwrap()
+        );
+    }
     let mut patched = obj.clone();
     json_patch::patch(&mut patched, &patch).expect("patch applies");
     (patch, patched)
@@ -268,4 +278,71 @@ fn hand_written_patches_match_serde_for_every_operation() {
     let ours: Value = serde_json::from_slice(&patch_json(&patch)).unwrap();
     assert_eq!(ours, serde_json::to_value(&patch).unwrap());
     assert_eq!(patch_json(&Patch(Vec::new())), b"[]");
+}
+
+/// `json_patch_bytes` against `patch_json(&to_json_patch(..))` for changes `plan` does not
+/// make on its own (annotation map for absent annotations, no metadata, odd keys), over
+/// every shape of metadata.
+#[test]
+fn direct_patch_bytes_match_the_patch_for_every_shape() {
+    let metadatas = [
+        None,
+        Some(json!({})),
+        Some(json!({"annotations": {}})),
+        Some(json!({"annotations": {"x": "y"}, "labels": {}, "finalizers": []})),
+        Some(json!({"labels": {"a": "b"}})),
+        Some(json!({"finalizers": ["f"]})),
+    ];
+    let annotation_sets: [Vec<(&'static str, String)>; 4] = [
+        vec![],
+        vec![(crate::hooks::keys::ARGO_HOOK, "PreSync".into())],
+        vec![
+            (crate::hooks::keys::ARGO_HOOK, "PreSync,PostSync".into()),
+            (crate::hooks::keys::ARGO_SYNC_WAVE, "-3".into()),
+            (
+                crate::hooks::keys::ARGO_DELETE_POLICY,
+                "HookSucceeded".into(),
+            ),
+            (
+                crate::hooks::keys::HOOKGUARD_DERIVED,
+                "hook=PreSync from helm.sh/hook; \"quoted\" \\ \u{1} é".into(),
+            ),
+        ],
+        vec![
+            ("z~/\"odd\"/~key", "v".into()),
+            ("a/b~c", "line\nbreak".into()),
+        ],
+    ];
+    let mut cases = 0;
+    for metadata in &metadatas {
+        let mut obj = json!({"apiVersion": "batch/v1", "kind": "Job"});
+        if let Some(m) = metadata {
+            obj["metadata"] = m.clone();
+        }
+        let view: HookObject = serde_json::from_value(obj).unwrap();
+        for annotations in &annotation_sets {
+            for add_managed_label in [false, true] {
+                for add_finalizer in [false, true] {
+                    let changes = MetadataChanges {
+                        annotations: annotations.clone(),
+                        add_managed_label,
+                        add_finalizer,
+                    };
+                    let patch = to_json_patch(&view, &changes);
+                    let direct = json_patch_bytes(&view, &changes);
+                    if patch.0.is_empty() {
+                        assert!(direct.is_empty(), "{changes:?}");
+                    } else {
+                        assert_eq!(
+                            String::from_utf8(direct).unwrap(),
+                            String::from_utf8(patch_json(&patch)).unwrap(),
+                            "{metadata:?} {changes:?}"
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 6 * 4 * 4);
 }

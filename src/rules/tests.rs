@@ -39,7 +39,27 @@ fn merge(base: &mut Value, extra: Value) {
 fn fired(kind: &str, annotations: &[(&str, &str)], extra: Value) -> Vec<Finding> {
     let obj = object(kind, annotations, extra);
     let model = HookModel::from_annotations(obj.annotations().unwrap());
-    check(&obj, &model)
+    let all = check(&obj, &model);
+    // The webhook asks only for some messages: the same findings, with exactly the messages
+    // asked for (every rule fires somewhere in these tests, so this covers each message).
+    for wanted in [
+        &(|_| false) as &dyn Fn(RuleId) -> bool,
+        &|r| r.name().len() % 2 == 0,
+        &|r| r.name().len() % 2 == 1,
+    ] {
+        let some = check_for(&obj, &model, wanted);
+        assert_eq!(some.len(), all.len());
+        for (s, a) in some.iter().zip(&all) {
+            assert_eq!((s.rule, s.annotation), (a.rule, a.annotation));
+            let want = if wanted(a.rule) {
+                a.message.as_str()
+            } else {
+                ""
+            };
+            assert_eq!(s.message, want);
+        }
+    }
+    all
 }
 
 fn ids(findings: &[Finding]) -> Vec<&'static str> {
