@@ -56,56 +56,49 @@ enum Value<'a> {
     WouldDeny(&'a Decision),
 }
 
+/// A field's name, and the same name as it opens the field in a JSON line (`,"name":`), both
+/// made by `name!` from one literal: the JSON line then copies one piece per field instead of
+/// three.
+#[derive(Clone, Copy)]
+struct Name {
+    plain: &'static str,
+    json_key: &'static str,
+}
+
+macro_rules! name {
+    ($name:literal) => {
+        Name {
+            plain: $name,
+            json_key: concat!(",\"", $name, "\":"),
+        }
+    };
+}
+
 /// The line's fields, in order: the one list both formats write.
-fn fields<'a>(
-    webhook: Webhook,
-    d: &'a Decision,
-    latency: Duration,
-) -> [(&'static str, Value<'a>); 16] {
+fn fields<'a>(webhook: Webhook, d: &'a Decision, latency: Duration) -> [(Name, Value<'a>); 16] {
     use Value::*;
     [
-        ("webhook", Str(webhook.as_str())),
-        ("uid", Str(&d.uid)),
-        ("operation", Str(d.operation)),
-        ("kind", Str(&d.kind)),
-        ("namespace", Str(&d.namespace)),
-        ("name", Str(&d.name)),
-        ("user", Str(&d.user)),
-        ("dry_run", Bool(d.dry_run)),
-        ("decision", Str(d.verdict())),
-        ("rules", Fired(d)),
-        ("mode", Str(d.mode.map(|m| m.as_str()).unwrap_or(""))),
-        ("would_deny", WouldDeny(d)),
-        ("policy", Str(&d.policy_hash)),
-        ("patched", Bool(d.patched)),
-        ("error", Str(d.error.as_deref().unwrap_or(""))),
+        (name!("webhook"), Str(webhook.as_str())),
+        (name!("uid"), Str(&d.uid)),
+        (name!("operation"), Str(d.operation)),
+        (name!("kind"), Str(&d.kind)),
+        (name!("namespace"), Str(&d.namespace)),
+        (name!("name"), Str(&d.name)),
+        (name!("user"), Str(&d.user)),
+        (name!("dry_run"), Bool(d.dry_run)),
+        (name!("decision"), Str(d.verdict())),
+        (name!("rules"), Fired(d)),
+        (name!("mode"), Str(d.mode.map(|m| m.as_str()).unwrap_or(""))),
+        (name!("would_deny"), WouldDeny(d)),
+        (name!("policy"), Str(&d.policy_hash)),
+        (name!("patched"), Bool(d.patched)),
+        (name!("error"), Str(d.error.as_deref().unwrap_or(""))),
         (
-            "latency_us",
+            name!("latency_us"),
             U64(latency.as_micros().try_into().unwrap_or(u64::MAX)),
         ),
     ]
 }
-
-/// `,"name":` for each of `fields`' names, in order: one copy per field instead of three
-/// (a test checks they match; the names are plain identifiers, so need no escaping).
-const JSON_KEYS: [&str; 16] = [
-    ",\"webhook\":",
-    ",\"uid\":",
-    ",\"operation\":",
-    ",\"kind\":",
-    ",\"namespace\":",
-    ",\"name\":",
-    ",\"user\":",
-    ",\"dry_run\":",
-    ",\"decision\":",
-    ",\"rules\":",
-    ",\"mode\":",
-    ",\"would_deny\":",
-    ",\"policy\":",
-    ",\"patched\":",
-    ",\"error\":",
-    ",\"latency_us\":",
-];
 
 /// Calls `piece` with each part of a list-valued field's text.
 fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
@@ -138,13 +131,13 @@ fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
 /// Appends the line to `line`, framed as every JSON log line (`jsonline::open_line`).
 fn write_json_line(
     line: &mut Vec<u8>,
-    fields: &[(&'static str, Value<'_>); 16],
+    fields: &[(Name, Value<'_>); 16],
     now: time::OffsetDateTime,
 ) {
     open_line(line, now, "INFO");
     line.extend_from_slice(b",\"message\":\"admission decision\"");
-    for ((_, value), key) in fields.iter().zip(JSON_KEYS) {
-        line.extend_from_slice(key.as_bytes());
+    for (name, value) in fields {
+        line.extend_from_slice(name.json_key.as_bytes());
         match value {
             Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
             Value::U64(n) => push_digits(line, *n, 1),
@@ -160,12 +153,13 @@ fn write_json_line(
 }
 
 /// `name=value …` for the plain format: strings quoted as tracing writes them, lists bare.
-struct Plain<'a, 'b>(&'b [(&'static str, Value<'a>)]);
+struct Plain<'a, 'b>(&'b [(Name, Value<'a>)]);
 
 impl fmt::Display for Plain<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, (name, value)) in self.0.iter().enumerate() {
             let sep = if i == 0 { "" } else { " " };
+            let name = name.plain;
             match value {
                 Value::Str(s) => write!(f, "{sep}{name}={s:?}")?,
                 Value::Bool(b) => write!(f, "{sep}{name}={b}")?,
@@ -257,26 +251,26 @@ mod tests {
         assert_eq!(v["error"], "");
         assert_eq!(v["latency_us"], 1234);
         assert_eq!(v.as_object().unwrap().len(), 20, "{v}");
-        for ((name, _), key) in fields.iter().zip(JSON_KEYS) {
+        for (name, _) in &fields {
             assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{name}"
+                name.plain
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                name.plain
             );
-            assert_eq!(key, format!(",\"{name}\":"));
+            assert_eq!(name.json_key, format!(",\"{}\":", name.plain));
         }
     }
 
     /// The line as it was built before it was written in place: in a buffer of its own.
-    fn json_line_in_own_buffer(
-        fields: &[(&'static str, Value<'_>)],
-        now: time::OffsetDateTime,
-    ) -> Vec<u8> {
+    fn json_line_in_own_buffer(fields: &[(Name, Value<'_>)], now: time::OffsetDateTime) -> Vec<u8> {
         let mut line = Vec::with_capacity(512);
         open_line(&mut line, now, "INFO");
         line.extend_from_slice(b",\"message\":\"admission decision\"");
         for (name, value) in fields {
             line.extend_from_slice(b",\"");
-            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(name.plain.as_bytes());
             line.extend_from_slice(b"\":");
             match value {
                 Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
