@@ -109,7 +109,7 @@ fn is_json_type(value: &[u8]) -> bool {
         .eq_ignore_ascii_case(b"application/json")
 }
 
-async fn handle(webhook: Webhook, State(state): State<AppState>, req: Request) -> Response {
+async fn handle(webhook: Webhook, State(state): State<AppState>, mut req: Request) -> Response {
     let arrival = Instant::now();
     let _admitted = match state.limits.admit(webhook) {
         Ok(admitted) => admitted,
@@ -128,7 +128,6 @@ async fn handle(webhook: Webhook, State(state): State<AppState>, req: Request) -
     // The `?timeout=` is read only if the body is not there at once (it rarely matters). The
     // URI is taken out rather than cloned (a clone of hyper's URI allocates); reading the
     // body does not look at it.
-    let mut req = req;
     let uri = std::mem::take(req.uri_mut());
     let timeout = move || limits::timeout_param(uri.query());
     // `Bytes::from_request` applies the router's `DefaultBodyLimit`.
