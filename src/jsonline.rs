@@ -64,13 +64,9 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 pub fn special_byte(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let Some(rest) = bytes.get(start..) else {
-        return bytes.len();
-    };
-    let mut chunks = rest.chunks_exact(8);
     let mut at = start;
-    for chunk in &mut chunks {
-        // `chunks_exact` yields eight bytes, so the fallback is never taken.
+    while let Some(chunk) = bytes.get(at..at.wrapping_add(8)) {
+        // `get` of eight bytes yields eight bytes, so the fallback is never taken.
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         // "Has a byte less than n" tests: b ^ 0x02 < 0x21 is exactly b < 0x20 or b == '"',
         // and b ^ '\\' < 1 is b == '\\'. A borrow can flag bytes above a real match, never
@@ -83,13 +79,13 @@ pub fn special_byte(bytes: &[u8], start: usize) -> usize {
         }
         at += 8;
     }
-    for &b in chunks.remainder() {
+    while let Some(&b) = bytes.get(at) {
         if b == b'"' || b == b'\\' || b < 0x20 {
             return at;
         }
         at += 1;
     }
-    at
+    at.min(bytes.len())
 }
 
 /// `value` as JSON (the same document serde_json writes, compactly).
@@ -185,6 +181,32 @@ mod tests {
         let mut out = Vec::new();
         push_escaped(&mut out, s);
         String::from_utf8(out).unwrap()
+    }
+
+    /// The word-at-a-time scan against the byte-by-byte definition: every byte value at every
+    /// offset of every start in buffers of up to 40 bytes (so every chunk boundary and tail).
+    #[test]
+    fn special_byte_finds_the_first_special_byte_from_any_start() {
+        let reference = |bytes: &[u8], start: usize| {
+            (start..bytes.len())
+                .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(bytes.len())
+        };
+        for len in 0..=40 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    for start in 0..=len + 1 {
+                        assert_eq!(
+                            special_byte(&bytes, start),
+                            reference(&bytes, start.min(len)),
+                            "len {len}, byte {b:#x} at {at}, start {start}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
