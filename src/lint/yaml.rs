@@ -455,20 +455,281 @@ fn empty_document(text: &str, at: usize) -> Option<usize> {
     (next == bytes.len() || is_document_start(text, next)).then_some(next)
 }
 
-/// The first line start at or after the line start `from` where an empty document is, or the
-/// end of the text.
-fn next_empty_document(text: &str, from: usize) -> usize {
+/// The first line start after the line start `from` where a document that needs no parser
+/// starts (an empty one, or JSON `JsonDocument` reads), or the end of the text.
+fn next_fast_document(text: &str, from: usize) -> usize {
     let bytes = text.as_bytes();
     let mut at = from;
     loop {
-        if empty_document(text, at).is_some() {
-            return at;
-        }
         match memchr::memchr(b'\n', &bytes[at..]) {
             Some(i) => at += i + 1,
             None => return text.len(),
         }
+        if is_document_start(text, at)
+            && (empty_document(text, at).is_some()
+                || JsonDocument::read(text, at, 1, false).is_some())
+        {
+            return at;
+        }
     }
+}
+
+/// A document written as compact JSON at the line start `at` (the start of the input, or a
+/// `---` line): an object, then a line break and another document start marker or the end
+/// of the input. Read without the parser when it stays within a subset whose YAML reading
+/// is plain: only spaces and `\n` between tokens; strings of printable ASCII without escapes
+/// (keys under 1 000 bytes, so always an implicit key, followed by `: `); JSON numbers,
+/// `true`, `false` and `null` (typed by `resolve_scalar`, as the parser's plain scalars are);
+/// at most 64 levels. The nodes are those the parser's events make (flow collections from
+/// bracket to bracket, quoted scalars with their quotes, lint's skipped values as a null at
+/// their closing bracket). Anything else is left to the parser.
+struct JsonDocument<'t> {
+    text: &'t str,
+    at: usize,
+    line: usize,
+    line_start: usize,
+    /// In lint mode, whether the document's `spec` is kept (see `Documents::for_lint`).
+    lint_keep_spec: Option<bool>,
+}
+
+const JSON_MAX_DEPTH: usize = 64;
+
+impl<'t> JsonDocument<'t> {
+    /// The document at the line start `at` (of 1-based line `line`): its root and where the
+    /// next line starts.
+    fn read(text: &'t str, at: usize, line: usize, lint_only: bool) -> Option<(Node, usize)> {
+        let bytes = text.as_bytes();
+        let (doc_start, body) = if bytes[at..].starts_with(b"---") {
+            let mut i = at + 3;
+            while bytes.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            if bytes.get(i) != Some(&b'\n') {
+                return None;
+            }
+            (at, i + 1)
+        } else if at == 0 {
+            (0, 0)
+        } else {
+            return None;
+        };
+        if bytes.get(body) != Some(&b'{') {
+            return None;
+        }
+        let mut reader = JsonDocument {
+            text,
+            at: body,
+            line: if body == at { line } else { line + 1 },
+            line_start: body,
+            lint_keep_spec: lint_only.then(|| {
+                let end = document_extent(text, doc_start);
+                needs_spec(&text[doc_start..end])
+            }),
+        };
+        let root = reader.value(0)?;
+        while bytes.get(reader.at) == Some(&b' ') {
+            reader.at += 1;
+        }
+        let next = match bytes.get(reader.at) {
+            None => return Some((root, reader.at)),
+            Some(b'\n') => reader.at + 1,
+            Some(_) => return None,
+        };
+        (next == bytes.len() || is_document_start(text, next)).then_some((root, next))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    /// Spaces and line breaks.
+    fn blank(&mut self) {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' => self.at += 1,
+                b'\n' => {
+                    self.at += 1;
+                    self.line += 1;
+                    self.line_start = self.at;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// A node starting at the current position (all ASCII: the column is the byte count).
+    fn node(&self, value: Value, start: usize) -> Node {
+        Node {
+            value,
+            span: start..start,
+            line: self.line,
+            col: start - self.line_start,
+            flow: false,
+            scalar_style: None,
+            shared: false,
+            merged: false,
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Node> {
+        match self.peek()? {
+            b'{' | b'[' => self.collection(depth),
+            b'"' => self.string(),
+            _ => self.plain(),
+        }
+    }
+
+    fn string(&mut self) -> Option<Node> {
+        let start = self.at;
+        let body = &self.text.as_bytes()[start + 1..];
+        let len = body
+            .iter()
+            .position(|&b| !matches!(b, 0x20..=0x7e) || b == b'"' || b == b'\\')?;
+        if body[len] != b'"' {
+            return None;
+        }
+        let text = &self.text[start + 1..start + 1 + len];
+        let mut node = self.node(resolve_scalar(text, ScalarStyle::DoubleQuoted, None), start);
+        node.scalar_style = Some(ScalarStyle::DoubleQuoted);
+        self.at = start + len + 2;
+        node.span.end = self.at;
+        Some(node)
+    }
+
+    /// A JSON number, `true`, `false` or `null`, followed by a space, a line break, `,`, `]`
+    /// or `}`.
+    fn plain(&mut self) -> Option<Node> {
+        let start = self.at;
+        let bytes = &self.text.as_bytes()[start..];
+        let len = bytes
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\n' | b',' | b']' | b'}'))?;
+        let text = &self.text[start..start + len];
+        if !matches!(text, "true" | "false" | "null") && !is_json_number(text) {
+            return None;
+        }
+        let mut node = self.node(resolve_scalar(text, ScalarStyle::Plain, None), start);
+        node.scalar_style = Some(ScalarStyle::Plain);
+        self.at = start + len;
+        node.span.end = self.at;
+        Some(node)
+    }
+
+    fn collection(&mut self, depth: usize) -> Option<Node> {
+        if depth >= JSON_MAX_DEPTH {
+            return None;
+        }
+        let map = self.peek()? == b'{';
+        let close = if map { b'}' } else { b']' };
+        let mut node = self.node(Value::Null, self.at);
+        node.flow = true;
+        self.at += 1;
+        self.blank();
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        if self.peek()? != close {
+            loop {
+                if map {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    if key.span.len() >= 1000 || !self.text[self.at..].starts_with(": ") {
+                        return None;
+                    }
+                    self.at += 2;
+                    while self.peek()? == b' ' {
+                        self.at += 1;
+                    }
+                    let mut value = self.value(depth + 1)?;
+                    if let (Some(keep_spec), 0, Value::Map(_) | Value::Seq(_)) =
+                        (self.lint_keep_spec, depth, &value.value)
+                    {
+                        let wanted = key
+                            .key_str()
+                            .is_some_and(|k| LINT_KEYS.contains(&k) || (keep_spec && k == "spec"));
+                        if !wanted {
+                            value = self.skipped(&value);
+                        }
+                    }
+                    entries.push((key, value));
+                } else {
+                    items.push(self.value(depth + 1)?);
+                }
+                self.blank();
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        self.blank();
+                    }
+                    b if b == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.at += 1;
+        node.span.end = self.at;
+        node.value = if map {
+            Value::Map(entries)
+        } else {
+            Value::Seq(items)
+        };
+        Some(node)
+    }
+
+    /// What lint keeps of a top-level value it does not read: a null at the value's closing
+    /// bracket (the parser's end event), just read.
+    fn skipped(&self, value: &Node) -> Node {
+        let close = value.span.end - 1;
+        let line_start = self.text[..close].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.line - self.text[close..self.at].matches('\n').count();
+        Node {
+            value: Value::Null,
+            span: close..close + 1,
+            line,
+            col: close - line_start,
+            flow: false,
+            scalar_style: None,
+            shared: true,
+            merged: false,
+        }
+    }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Line breaks as YAML counts them: `\r\n`, `\n`, and a `\r` alone.
@@ -559,8 +820,23 @@ impl<'a> Documents<'a> {
                     return Ok(Some(doc));
                 }
             }
+            if self.split {
+                if let Some((root, next)) =
+                    JsonDocument::read(self.text, self.pos, self.pos_line, self.lint_only)
+                {
+                    let doc = Document {
+                        index: self.index,
+                        line: root.line,
+                        root: Some(root),
+                    };
+                    self.index += 1;
+                    self.pos_line += line_breaks(&self.text[self.pos..next]);
+                    self.pos = next;
+                    return Ok(Some(doc));
+                }
+            }
             let end = if self.split {
-                next_empty_document(self.text, self.pos)
+                next_fast_document(self.text, self.pos)
             } else {
                 self.text.len()
             };
@@ -1208,6 +1484,54 @@ mod tests {
             "---\n---\n- a\n- b: c\n  d: e\n---\n".into(),
             format!("---\n{job}---\n---\n{}", "x: *nope\n"),
         ];
+        // JSON documents, read without the parser when they stay in `JsonDocument`'s subset.
+        let json = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j0", "annotations": {"helm.sh/hook": "post-install"}}}"#;
+        let json_cases = [
+            json.to_owned(),
+            format!("{json}\n"),
+            format!("{json}\n---\n{json}\n---\n"),
+            format!("---\n{json}\n---  \n{json}\n...\n---\n{json}\n"),
+            format!("a: 1\n---\n{json}\n---\nb: [1, 2]\n---\n{json}"),
+            // Every kind of value, nesting, blank lines inside, and lint's skipped values.
+            "{\"kind\": \"Job\", \"spec\": {\"a\": [1, -2, 3.5, 1e3, -0, 0.5E-2, true, false, null, \"\", \"x y\"], \"b\": {}}, \"data\": [], \"status\": [[{\"x\": 1}]], \"n\": 5, \"f\": 1.0}\n---\n".into(),
+            "{\"kind\": \"Job\", \"metadata\": {\"annotations\": {\"helm.sh/hook\": \"x\"}}, \"spec\": {\"a\": [1,\n  2]\n  }\n, \"data\": {\"k\": [\n]\n}}\n---\n".into(),
+            "{\n  \"kind\": \"Job\",\n  \"spec\": {\n    \"x\": [\n      1,\n      {\"y\": null}\n    ]\n  },\n  \"data\": {\"a\": \"b\"}\n}\n---\n{\"kind\":   \"A\" , \"b\": 1 }  \n".into(),
+            "{\"\": 1, \"a\": \"\", \"yes\": \"no\", \"0x1f\": 017, \"k\": 18446744073709551616}\n---\n".into(),
+            // Outside the subset: left to the parser (which may accept or refuse them).
+            "{\"a\":1}\n---\n{\"a\" : 1}\n---\n{\"a\": 01}\n---\n{\"a\": \"\\n\"}\n---\n{\"a\": +1}\n".into(),
+            "{\"a\": 1,}\n---\n{\"a\": [1,]}\n---\n{\"a\": .5}\n---\n{\"a\": \"é\"}\n---\n{\"a\": 1} # c\n".into(),
+            "{\"a\": 1}\n{\"b\": 2}\n---\n{\"a\":\t1}\n---\n{\"a\": 1}\r\n---\n{\"a\": yes}\n---\n[1, 2]\n".into(),
+            "{\"a\": [1, 2}\n---\n{\"b\": 1}\n".into(),
+            "{\"a\": 1}\n---\n{\"b\": {\"c\": \"unclosed}\n---\n{\"d\": 1}\n".into(),
+            format!("{{\"k\": \"{}\"}}\n---\n{{\"{}\": 1}}\n", "x".repeat(5000), "k".repeat(1100)),
+            format!("{}{}\n---\n", "{\"a\": ".repeat(70), "}".repeat(70)),
+            format!("{}1{}\n---\n{json}\n", "{\"a\": [".repeat(40), "]}".repeat(40)),
+        ];
+        cases.extend(json_cases);
+        // JSON documents, read without the parser when they stay in `JsonDocument`'s subset.
+        let json = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j0", "annotations": {"helm.sh/hook": "post-install"}}}"#;
+        let json_cases = [
+            json.to_owned(),
+            format!("{json}\n"),
+            format!("{json}\n---\n{json}\n---\n"),
+            format!("---\n{json}\n---  \n{json}\n...\n---\n{json}\n"),
+            format!("a: 1\n---\n{json}\n---\nb: [1, 2]\n---\n{json}"),
+            // Every kind of value, nesting, blank lines inside, and lint's skipped values.
+            "{\"kind\": \"Job\", \"spec\": {\"a\": [1, -2, 3.5, 1e3, -0, 0.5E-2, true, false, null, \"\", \"x y\"], \"b\": {}}, \"data\": [], \"status\": [[{\"x\": 1}]], \"n\": 5, \"f\": 1.0}\n---\n".into(),
+            "{\"kind\": \"Job\", \"metadata\": {\"annotations\": {\"helm.sh/hook\": \"x\"}}, \"spec\": {\"a\": [1,\n  2]\n  }\n, \"data\": {\"k\": [\n]\n}}\n---\n".into(),
+            "{\n  \"kind\": \"Job\",\n  \"spec\": {\n    \"x\": [\n      1,\n      {\"y\": null}\n    ]\n  },\n  \"data\": {\"a\": \"b\"}\n}\n---\n{\"kind\":   \"A\" , \"b\": 1 }  \n".into(),
+            "{\"\": 1, \"a\": \"\", \"yes\": \"no\", \"0x1f\": 017, \"k\": 18446744073709551616}\n---\n".into(),
+            // Outside the subset: left to the parser (which may accept or refuse them).
+            "{\"a\":1}\n---\n{\"a\" : 1}\n---\n{\"a\": 01}\n---\n{\"a\": \"\\n\"}\n---\n{\"a\": +1}\n".into(),
+            "{\"a\": 1,}\n---\n{\"a\": [1,]}\n---\n{\"a\": .5}\n---\n{\"a\": \"é\"}\n---\n{\"a\": 1} # c\n".into(),
+            "{\"a\": 1}\n{\"b\": 2}\n---\n{\"a\":\t1}\n---\n{\"a\": 1}\r\n---\n{\"a\": yes}\n---\n[1, 2]\n".into(),
+            "{\"a\": [1, 2}\n---\n{\"b\": 1}\n".into(),
+            "{\"a\": 1}\n---\n{\"b\": {\"c\": \"unclosed}\n---\n{\"d\": 1}\n".into(),
+            format!("{{\"k\": \"{}\"}}\n---\n{{\"{}\": 1}}\n", "x".repeat(5000), "k".repeat(1100)),
+            format!("{}{}\n---\n", "{\"a\": ".repeat(70), "}".repeat(70)),
+            format!("{}1{}\n---\n{json}\n", "{\"a\": [".repeat(40), "]}".repeat(40)),
+        ];
+        cases.extend(json_cases);
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
         cases.push(vec![bomb; 20].join("---\n---\n"));
         cases.push(vec![bomb; 5].join("---\n---\n"));
@@ -1238,6 +1562,19 @@ mod tests {
             assert_pieces_read_as_whole(&text);
             assert_pieces_read_as_whole(&format!("---\n---\n{text}\n---\n---\n{text}"));
         }
+    }
+
+    #[test]
+    fn json_and_empty_documents_need_no_parser() {
+        let json = r#"{"kind": "Job", "metadata": {"name": "j"}, "spec": {"a": [1]}}"#;
+        let text = format!("{json}\n---\n---\n{json}\n---\n");
+        let mut docs = Documents::for_lint(&text);
+        let read: Vec<Document> = docs.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(read.len(), 4);
+        assert!(docs.parser.is_none(), "a parser was opened");
+        let root = read[0].root.as_ref().unwrap();
+        assert_eq!(root.get("spec").unwrap().value, Value::Null);
+        assert_eq!(read[3].line, 5);
     }
 
     #[test]
