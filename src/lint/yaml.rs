@@ -1533,8 +1533,8 @@ mod tests {
         ];
         cases.extend(json_cases);
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
-        cases.push(vec![bomb; 20].join("---\n---\n"));
-        cases.push(vec![bomb; 5].join("---\n---\n"));
+        cases.push([bomb; 20].join("---\n---\n"));
+        cases.push([bomb; 5].join("---\n---\n"));
         for text in &cases {
             assert_pieces_read_as_whole(text);
         }
