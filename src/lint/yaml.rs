@@ -318,9 +318,29 @@ impl std::fmt::Display for SyntaxError {
 
 /// The documents of a YAML (or JSON) stream, one at a time, so a large stream never has to
 /// be held as trees all at once.
+///
+/// An empty document written as a bare `---` line, followed by another `---` line or the end
+/// of the input, is taken without the parser (granit-parser spends ~3 500 instructions on
+/// each, and Helm output or a generated stream can hold thousands). The text between such
+/// documents is parsed in pieces, each by a parser of its own (see `next_piece`); should a piece
+/// fail to parse, the whole stream is parsed again in one piece from the start, so errors
+/// are always the single parser's.
 pub struct Documents<'a> {
     text: &'a str,
-    parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
+    /// The parser of the current piece of `text`, if one is open.
+    parser: Option<Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>>,
+    /// Where the parser's input starts in `text` (a line start), and the lines before it:
+    /// its byte offsets and lines are relative to that.
+    base: usize,
+    base_lines: usize,
+    /// Where the parser's input ends in `text`.
+    piece_end: usize,
+    /// Where the text not yet read starts (a line start) when no parser is open, and its
+    /// 1-based line.
+    pos: usize,
+    pos_line: usize,
+    /// Empty documents may be taken without the parser (off once the stream is parsed whole).
+    split: bool,
     index: usize,
     done: bool,
     /// Build only what lint reads (see `for_lint`).
@@ -335,16 +355,29 @@ const LINT_KEYS: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
 impl<'a> Documents<'a> {
     /// Every node of every document (what `translate` needs).
     pub fn new(text: &'a str) -> Documents<'a> {
-        let mut options = Options::default();
-        options.set_emit_comments(false);
         Documents {
             text,
-            parser: Parser::new_from_str_with_options(text, options),
+            parser: None,
+            base: 0,
+            base_lines: 0,
+            piece_end: 0,
+            pos: 0,
+            pos_line: 1,
+            split: true,
             index: 0,
             done: false,
             lint_only: false,
             alias_budget: MAX_ALIAS_NODES,
         }
+    }
+
+    /// `new` with one parser over the whole stream from the start (what the pieces must
+    /// read as; for tests).
+    #[cfg(test)]
+    fn whole(text: &'a str) -> Documents<'a> {
+        let mut docs = Documents::new(text);
+        docs.split = false;
+        docs
     }
 
     /// Every document is still parsed in full (syntax errors are found anywhere), but only
@@ -390,6 +423,323 @@ fn needs_spec(doc: &str) -> bool {
         || memchr::memchr(b'&', b).is_some()
 }
 
+/// Whether a line starting at `at` is a document start marker: `---` followed by a space, a
+/// tab, a line break or the end of the input (as granit-parser's scanner reads it at column
+/// 0; a NUL after it is left to the parser).
+fn is_document_start(text: &str, at: usize) -> bool {
+    let rest = &text.as_bytes()[at..];
+    rest.starts_with(b"---")
+        && rest
+            .get(3)
+            .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// An empty document at the line start `at`: `---`, maybe spaces, then the end of the input,
+/// or a line break followed by the end of the input or another document start marker.
+/// Returns where the next line starts.
+fn empty_document(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if !bytes[at..].starts_with(b"---") {
+        return None;
+    }
+    let mut i = at + 3;
+    while bytes.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let next = match bytes.get(i) {
+        None => return Some(i),
+        Some(b'\n') => i + 1,
+        Some(b'\r') if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+        Some(_) => return None,
+    };
+    (next == bytes.len() || is_document_start(text, next)).then_some(next)
+}
+
+/// The first line start after the line start `from` where a document that needs no parser
+/// starts (an empty one, or JSON `JsonDocument` reads), or the end of the text.
+fn next_fast_document(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    loop {
+        match memchr::memchr(b'\n', &bytes[at..]) {
+            Some(i) => at += i + 1,
+            None => return text.len(),
+        }
+        if is_document_start(text, at)
+            && (empty_document(text, at).is_some()
+                || JsonDocument::read(text, at, 1, false).is_some())
+        {
+            return at;
+        }
+    }
+}
+
+/// A document written as compact JSON at the line start `at` (the start of the input, or a
+/// `---` line): an object, then a line break and another document start marker or the end
+/// of the input. Read without the parser when it stays within a subset whose YAML reading
+/// is plain: only spaces and `\n` between tokens; strings of printable ASCII without escapes
+/// (keys under 1 000 bytes, so always an implicit key, followed by `: `); JSON numbers,
+/// `true`, `false` and `null` (typed by `resolve_scalar`, as the parser's plain scalars are);
+/// at most 64 levels. The nodes are those the parser's events make (flow collections from
+/// bracket to bracket, quoted scalars with their quotes, lint's skipped values as a null at
+/// their closing bracket). Anything else is left to the parser.
+struct JsonDocument<'t> {
+    text: &'t str,
+    at: usize,
+    line: usize,
+    line_start: usize,
+    /// In lint mode, whether the document's `spec` is kept (see `Documents::for_lint`).
+    lint_keep_spec: Option<bool>,
+}
+
+const JSON_MAX_DEPTH: usize = 64;
+
+impl<'t> JsonDocument<'t> {
+    /// The document at the line start `at` (of 1-based line `line`): its root and where the
+    /// next line starts.
+    fn read(text: &'t str, at: usize, line: usize, lint_only: bool) -> Option<(Node, usize)> {
+        let bytes = text.as_bytes();
+        let (doc_start, body) = if bytes[at..].starts_with(b"---") {
+            let mut i = at + 3;
+            while bytes.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            if bytes.get(i) != Some(&b'\n') {
+                return None;
+            }
+            (at, i + 1)
+        } else if at == 0 {
+            (0, 0)
+        } else {
+            return None;
+        };
+        if bytes.get(body) != Some(&b'{') {
+            return None;
+        }
+        let mut reader = JsonDocument {
+            text,
+            at: body,
+            line: if body == at { line } else { line + 1 },
+            line_start: body,
+            lint_keep_spec: lint_only.then(|| {
+                let end = document_extent(text, doc_start);
+                needs_spec(&text[doc_start..end])
+            }),
+        };
+        let root = reader.value(0)?;
+        while bytes.get(reader.at) == Some(&b' ') {
+            reader.at += 1;
+        }
+        let next = match bytes.get(reader.at) {
+            None => return Some((root, reader.at)),
+            Some(b'\n') => reader.at + 1,
+            Some(_) => return None,
+        };
+        (next == bytes.len() || is_document_start(text, next)).then_some((root, next))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    /// Spaces and line breaks.
+    fn blank(&mut self) {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' => self.at += 1,
+                b'\n' => {
+                    self.at += 1;
+                    self.line += 1;
+                    self.line_start = self.at;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// A node starting at the current position (all ASCII: the column is the byte count).
+    fn node(&self, value: Value, start: usize) -> Node {
+        Node {
+            value,
+            span: start..start,
+            line: self.line,
+            col: start - self.line_start,
+            flow: false,
+            scalar_style: None,
+            shared: false,
+            merged: false,
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Node> {
+        match self.peek()? {
+            b'{' | b'[' => self.collection(depth),
+            b'"' => self.string(),
+            _ => self.plain(),
+        }
+    }
+
+    fn string(&mut self) -> Option<Node> {
+        let start = self.at;
+        let body = &self.text.as_bytes()[start + 1..];
+        let len = body
+            .iter()
+            .position(|&b| !matches!(b, 0x20..=0x7e) || b == b'"' || b == b'\\')?;
+        if body[len] != b'"' {
+            return None;
+        }
+        let text = &self.text[start + 1..start + 1 + len];
+        let mut node = self.node(resolve_scalar(text, ScalarStyle::DoubleQuoted, None), start);
+        node.scalar_style = Some(ScalarStyle::DoubleQuoted);
+        self.at = start + len + 2;
+        node.span.end = self.at;
+        Some(node)
+    }
+
+    /// A JSON number, `true`, `false` or `null`, followed by a space, a line break, `,`, `]`
+    /// or `}`.
+    fn plain(&mut self) -> Option<Node> {
+        let start = self.at;
+        let bytes = &self.text.as_bytes()[start..];
+        let len = bytes
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\n' | b',' | b']' | b'}'))?;
+        let text = &self.text[start..start + len];
+        if !matches!(text, "true" | "false" | "null") && !is_json_number(text) {
+            return None;
+        }
+        let mut node = self.node(resolve_scalar(text, ScalarStyle::Plain, None), start);
+        node.scalar_style = Some(ScalarStyle::Plain);
+        self.at = start + len;
+        node.span.end = self.at;
+        Some(node)
+    }
+
+    fn collection(&mut self, depth: usize) -> Option<Node> {
+        if depth >= JSON_MAX_DEPTH {
+            return None;
+        }
+        let map = self.peek()? == b'{';
+        let close = if map { b'}' } else { b']' };
+        let mut node = self.node(Value::Null, self.at);
+        node.flow = true;
+        self.at += 1;
+        self.blank();
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        if self.peek()? != close {
+            loop {
+                if map {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    if key.span.len() >= 1000 || !self.text[self.at..].starts_with(": ") {
+                        return None;
+                    }
+                    self.at += 2;
+                    while self.peek()? == b' ' {
+                        self.at += 1;
+                    }
+                    let mut value = self.value(depth + 1)?;
+                    if let (Some(keep_spec), 0, Value::Map(_) | Value::Seq(_)) =
+                        (self.lint_keep_spec, depth, &value.value)
+                    {
+                        let wanted = key
+                            .key_str()
+                            .is_some_and(|k| LINT_KEYS.contains(&k) || (keep_spec && k == "spec"));
+                        if !wanted {
+                            value = self.skipped(&value);
+                        }
+                    }
+                    entries.push((key, value));
+                } else {
+                    items.push(self.value(depth + 1)?);
+                }
+                self.blank();
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        self.blank();
+                    }
+                    b if b == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.at += 1;
+        node.span.end = self.at;
+        node.value = if map {
+            Value::Map(entries)
+        } else {
+            Value::Seq(items)
+        };
+        Some(node)
+    }
+
+    /// What lint keeps of a top-level value it does not read: a null at the value's closing
+    /// bracket (the parser's end event), just read.
+    fn skipped(&self, value: &Node) -> Node {
+        let close = value.span.end - 1;
+        let line_start = self.text[..close].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.line - self.text[close..self.at].matches('\n').count();
+        Node {
+            value: Value::Null,
+            span: close..close + 1,
+            line,
+            col: close - line_start,
+            flow: false,
+            scalar_style: None,
+            shared: true,
+            merged: false,
+        }
+    }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Line breaks as YAML counts them: `\r\n`, `\n`, and a `\r` alone.
+fn line_breaks(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    memchr::memchr2_iter(b'\n', b'\r', bytes)
+        .filter(|&i| bytes[i] == b'\n' || bytes.get(i + 1) != Some(&b'\n'))
+        .count()
+}
+
 impl Iterator for Documents<'_> {
     type Item = Result<Document, SyntaxError>;
 
@@ -420,7 +770,126 @@ enum Frame {
 }
 
 impl<'a> Documents<'a> {
+    fn options() -> Options {
+        let mut options = Options::default();
+        options.set_emit_comments(false);
+        options
+    }
+
+    /// The parser reads the whole stream: its errors are the stream's.
+    fn reads_whole_stream(&self) -> bool {
+        self.base == 0 && self.piece_end == self.text.len()
+    }
+
     fn next_document(&mut self) -> Result<Option<Document>, SyntaxError> {
+        loop {
+            if self.parser.is_some() {
+                let budget = self.alias_budget;
+                match self.parse_document() {
+                    Ok(Some(doc)) => return Ok(Some(doc)),
+                    Ok(None) if self.piece_end == self.text.len() => return Ok(None),
+                    Ok(None) => {
+                        // The piece ends where an empty document starts.
+                        self.parser = None;
+                        self.pos_line = self.base_lines
+                            + 1
+                            + line_breaks(&self.text[self.base..self.piece_end]);
+                        self.pos = self.piece_end;
+                    }
+                    Err(e) if self.reads_whole_stream() => return Err(e),
+                    Err(_) => {
+                        self.alias_budget = budget;
+                        self.parse_whole_stream()?;
+                    }
+                }
+                continue;
+            }
+            if self.pos == self.text.len() && self.pos > 0 {
+                return Ok(None);
+            }
+            if self.split {
+                if let Some(next) = empty_document(self.text, self.pos) {
+                    let doc = Document {
+                        index: self.index,
+                        line: self.pos_line,
+                        root: None,
+                    };
+                    self.index += 1;
+                    self.pos_line += line_breaks(&self.text[self.pos..next]);
+                    self.pos = next;
+                    return Ok(Some(doc));
+                }
+            }
+            if self.split {
+                if let Some((root, next)) =
+                    JsonDocument::read(self.text, self.pos, self.pos_line, self.lint_only)
+                {
+                    let doc = Document {
+                        index: self.index,
+                        line: root.line,
+                        root: Some(root),
+                    };
+                    self.index += 1;
+                    self.pos_line += line_breaks(&self.text[self.pos..next]);
+                    self.pos = next;
+                    return Ok(Some(doc));
+                }
+            }
+            let end = if self.split {
+                next_fast_document(self.text, self.pos)
+            } else {
+                self.text.len()
+            };
+            self.next_piece(self.pos, self.pos_line, end);
+        }
+    }
+
+    /// A parser of its own for `text[start..end]`: `start` is a line start (the start of the
+    /// input or a document start marker after a line break) and `end` the start of an empty
+    /// document (or the end of the input). At such an `end`, a parser of the whole stream
+    /// ends the document it is in (a `---` at column 0 ends a plain or block scalar and
+    /// closes every block collection, and is an error inside a quoted scalar or a flow
+    /// collection), so the piece reads as the same events, only relative to `start`; any
+    /// error makes `next_document` parse the whole stream instead.
+    fn next_piece(&mut self, start: usize, line: usize, end: usize) {
+        self.parser = Some(Parser::new_from_str_with_options(
+            &self.text[start..end],
+            Self::options(),
+        ));
+        self.base = start;
+        self.base_lines = line - 1;
+        self.piece_end = end;
+    }
+
+    /// After an error in a piece: one parser over the whole stream, past the documents
+    /// already read.
+    fn parse_whole_stream(&mut self) -> Result<(), SyntaxError> {
+        self.split = false;
+        self.next_piece(0, 1, self.text.len());
+        let mut ended = 0;
+        while ended < self.index {
+            let Some(event) = self.parser.as_mut().and_then(|p| p.next_event()) else {
+                return Ok(());
+            };
+            match event.map_err(|e| self.parse_error(&e))? {
+                (Event::DocumentEnd, _) => ended += 1,
+                (Event::StreamEnd, _) => return Ok(()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_error(&self, e: &serde_saphyr::granit_parser::ScanError) -> SyntaxError {
+        SyntaxError {
+            line: self.base_lines + e.marker().line(),
+            col: e.marker().col() + 1,
+            message: e.info(),
+        }
+    }
+
+    /// The next document of the open parser; `None` at the end of its input.
+    fn parse_document(&mut self) -> Result<Option<Document>, SyntaxError> {
         let mut doc_line = None;
         let mut stack: Vec<Frame> = Vec::new();
         let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -429,14 +898,10 @@ impl<'a> Documents<'a> {
         let mut keep_spec = true;
         let mut skipping = 0usize;
         loop {
-            let Some(event) = self.parser.next_event() else {
+            let Some(event) = self.parser.as_mut().and_then(|p| p.next_event()) else {
                 return Ok(None);
             };
-            let (event, span) = event.map_err(|e| SyntaxError {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-                message: e.info(),
-            })?;
+            let (event, span) = event.map_err(|e| self.parse_error(&e))?;
             if skipping > 0 {
                 match event {
                     Event::SequenceStart(..) | Event::MappingStart(..) => skipping += 1,
@@ -474,9 +939,10 @@ impl<'a> Documents<'a> {
                 Event::StreamStart => None,
                 Event::StreamEnd => return Ok(None),
                 Event::DocumentStart(..) => {
-                    doc_line = Some(span.start.line());
+                    doc_line = Some(self.base_lines + span.start.line());
                     if self.lint_only {
-                        let start = span.start.byte_offset().unwrap_or(0).min(self.text.len());
+                        let start = (self.base + span.start.byte_offset().unwrap_or(0))
+                            .min(self.text.len());
                         let end = document_extent(self.text, start);
                         keep_spec = needs_spec(&self.text[start..end]);
                     }
@@ -489,17 +955,17 @@ impl<'a> Documents<'a> {
                         .as_ref()
                         .map(|r| r.line)
                         .or(doc_line)
-                        .unwrap_or(span.start.line());
+                        .unwrap_or(self.base_lines + span.start.line());
                     let root = root.filter(|r| r.value != Value::Null);
                     return Ok(Some(Document { index, line, root }));
                 }
                 Event::Alias(id) => {
                     let Some(target) = anchors.get(&id) else {
-                        return Err(error_at(&span, "alias to an unknown anchor"));
+                        return Err(self.error_at(&span, "alias to an unknown anchor"));
                     };
                     let size = count_nodes(target);
                     if size > self.alias_budget {
-                        return Err(error_at(
+                        return Err(self.error_at(
                             &span,
                             "aliases expand to too many nodes (refusing a \"billion laughs\" document)",
                         ));
@@ -540,14 +1006,14 @@ impl<'a> Documents<'a> {
                     Some(Frame::Seq(node, anchor, items)) => {
                         Some(self.finish(node, anchor, Value::Seq(items), &span, &mut anchors))
                     }
-                    _ => return Err(error_at(&span, "unbalanced sequence end")),
+                    _ => return Err(self.error_at(&span, "unbalanced sequence end")),
                 },
                 Event::MappingEnd => match stack.pop() {
                     Some(Frame::Map(mut node, anchor, entries, _)) => {
                         let entries = merge_keys(entries, &mut node);
                         Some(self.finish(node, anchor, Value::Map(entries), &span, &mut anchors))
                     }
-                    _ => return Err(error_at(&span, "unbalanced mapping end")),
+                    _ => return Err(self.error_at(&span, "unbalanced mapping end")),
                 },
                 _ => None,
             };
@@ -568,8 +1034,8 @@ impl<'a> Documents<'a> {
         let end = span.end.byte_offset().unwrap_or(start).max(start);
         Node {
             value,
-            span: start..end,
-            line: span.start.line(),
+            span: self.base + start..self.base + end,
+            line: self.base_lines + span.start.line(),
             col: span.start.col(),
             flow: false,
             scalar_style: None,
@@ -594,20 +1060,20 @@ impl<'a> Documents<'a> {
             end.start.byte_offset()
         };
         node.span.end = end
-            .unwrap_or(node.span.end)
+            .map_or(node.span.end, |e| self.base + e)
             .clamp(node.span.start, self.text.len());
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
         }
         node
     }
-}
 
-fn error_at(span: &Span, message: &str) -> SyntaxError {
-    SyntaxError {
-        line: span.start.line(),
-        col: span.start.col() + 1,
-        message: message.to_owned(),
+    fn error_at(&self, span: &Span, message: &str) -> SyntaxError {
+        SyntaxError {
+            line: self.base_lines + span.start.line(),
+            col: span.start.col() + 1,
+            message: message.to_owned(),
+        }
     }
 }
 
@@ -946,6 +1412,169 @@ mod tests {
         let root = docs_root(&d[0]);
         assert!(root.flow);
         assert_eq!(root.get("kind").unwrap().as_str(), Some("Job"));
+    }
+
+    /// Every document and error, as text (a NaN is not equal to itself).
+    fn read_all(docs: Documents<'_>) -> Vec<String> {
+        docs.map(|d| format!("{d:?}")).collect()
+    }
+
+    /// Streams read in pieces, between empty documents taken without the parser, read
+    /// exactly as one parser of the whole stream reads them: the same documents, lines,
+    /// spans and errors, in both modes.
+    fn assert_pieces_read_as_whole(text: &str) {
+        assert_eq!(
+            read_all(Documents::new(text)),
+            read_all(Documents::whole(text)),
+            "translate mode:\n{text}"
+        );
+        let mut lint_whole = Documents::for_lint(text);
+        lint_whole.split = false;
+        assert_eq!(
+            read_all(Documents::for_lint(text)),
+            read_all(lint_whole),
+            "lint mode:\n{text}"
+        );
+    }
+
+    #[test]
+    fn empty_documents_and_pieces_read_as_the_whole_stream() {
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  annotations:\n    helm.sh/hook: pre-install\n";
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "---".into(),
+            "---\n".into(),
+            "--- \n---  \n---".into(),
+            "---\r\n---\r\n".into(),
+            "---\n".repeat(50),
+            format!("---\n---\n{job}---\n---\n---\n{job}"),
+            format!("{job}---\n---\n---\n{job}---\n"),
+            format!("# lead\n---\n---\n{job}...\n---\n---\n"),
+            // Directives before a document: the piece before them cannot parse alone.
+            format!("{job}...\n%YAML 1.2\n---\n---\n{job}"),
+            "%YAML 1.2\n---\n---\na: 1\n".into(),
+            "%TAG !e! tag:example.com,2000:\n---\n---\n!e!x a\n".into(),
+            // Scalars running up to an empty document.
+            "a: |\n  text\n\n---\n---\nb: 1\n".into(),
+            "a: |+\n  text\n\n\n---\n---\n".into(),
+            "--- |\nfoo\nbar\n---\n---\n".into(),
+            "--- >\n folded\n text\n---\n".into(),
+            "foo\nbar\n---\n---\n".into(),
+            "a: \"open\n---\n---\n".into(),
+            "a: 'open\n---\n---\n".into(),
+            "a: [1,\n---\n---\n".into(),
+            "{\"a\": 1,\n---\n---\n".into(),
+            "a:\n  - x\n  - y\n---\n---\n- z\n".into(),
+            "a: 1\nfoo\n---\n---\n".into(),
+            // Anchors, aliases and the per-stream alias budget across pieces.
+            "a: &x [1, 2]\nb: *x\n---\n---\nc: *x\n".into(),
+            "a: &x 1\n---\n---\nb: &x 2\nc: *x\n".into(),
+            // Line breaks: a lone `\r` is one too.
+            "a: 1\r---\n---\r\nb: 2\r\n---\n---\n".into(),
+            "a: 1\r\n\r\n---\r\n---\r\nb: [1,\r\n 2]\r\n".into(),
+            // Not empty documents: content, a comment, a tag, a tab.
+            "--- # c\n---\n--- a\n---\t\n---\n--- !!null\n---\n".into(),
+            "---\n...\n---\n---\n".into(),
+            "---\n--- \n...\n".into(),
+            "---\n----\n---\n".into(),
+            "---\n---\0\n".into(),
+            "\u{feff}---\n---\n".into(),
+            "---\nkind: [\n---\n---\n".into(),
+            "---\n---\nkind: Job\nspec: {a: [1}\n---\n---\n".into(),
+            "---\n---\n- a\n- b: c\n  d: e\n---\n".into(),
+            format!("---\n{job}---\n---\n{}", "x: *nope\n"),
+        ];
+        // JSON documents, read without the parser when they stay in `JsonDocument`'s subset.
+        let json = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j0", "annotations": {"helm.sh/hook": "post-install"}}}"#;
+        let json_cases = [
+            json.to_owned(),
+            format!("{json}\n"),
+            format!("{json}\n---\n{json}\n---\n"),
+            format!("---\n{json}\n---  \n{json}\n...\n---\n{json}\n"),
+            format!("a: 1\n---\n{json}\n---\nb: [1, 2]\n---\n{json}"),
+            // Every kind of value, nesting, blank lines inside, and lint's skipped values.
+            "{\"kind\": \"Job\", \"spec\": {\"a\": [1, -2, 3.5, 1e3, -0, 0.5E-2, true, false, null, \"\", \"x y\"], \"b\": {}}, \"data\": [], \"status\": [[{\"x\": 1}]], \"n\": 5, \"f\": 1.0}\n---\n".into(),
+            "{\"kind\": \"Job\", \"metadata\": {\"annotations\": {\"helm.sh/hook\": \"x\"}}, \"spec\": {\"a\": [1,\n  2]\n  }\n, \"data\": {\"k\": [\n]\n}}\n---\n".into(),
+            "{\n  \"kind\": \"Job\",\n  \"spec\": {\n    \"x\": [\n      1,\n      {\"y\": null}\n    ]\n  },\n  \"data\": {\"a\": \"b\"}\n}\n---\n{\"kind\":   \"A\" , \"b\": 1 }  \n".into(),
+            "{\"\": 1, \"a\": \"\", \"yes\": \"no\", \"0x1f\": 017, \"k\": 18446744073709551616}\n---\n".into(),
+            // Outside the subset: left to the parser (which may accept or refuse them).
+            "{\"a\":1}\n---\n{\"a\" : 1}\n---\n{\"a\": 01}\n---\n{\"a\": \"\\n\"}\n---\n{\"a\": +1}\n".into(),
+            "{\"a\": 1,}\n---\n{\"a\": [1,]}\n---\n{\"a\": .5}\n---\n{\"a\": \"é\"}\n---\n{\"a\": 1} # c\n".into(),
+            "{\"a\": 1}\n{\"b\": 2}\n---\n{\"a\":\t1}\n---\n{\"a\": 1}\r\n---\n{\"a\": yes}\n---\n[1, 2]\n".into(),
+            "{\"a\": [1, 2}\n---\n{\"b\": 1}\n".into(),
+            "{\"a\": 1}\n---\n{\"b\": {\"c\": \"unclosed}\n---\n{\"d\": 1}\n".into(),
+            format!("{{\"k\": \"{}\"}}\n---\n{{\"{}\": 1}}\n", "x".repeat(5000), "k".repeat(1100)),
+            format!("{}{}\n---\n", "{\"a\": ".repeat(70), "}".repeat(70)),
+            format!("{}1{}\n---\n{json}\n", "{\"a\": [".repeat(40), "]}".repeat(40)),
+        ];
+        cases.extend(json_cases);
+        // JSON documents, read without the parser when they stay in `JsonDocument`'s subset.
+        let json = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j0", "annotations": {"helm.sh/hook": "post-install"}}}"#;
+        let json_cases = [
+            json.to_owned(),
+            format!("{json}\n"),
+            format!("{json}\n---\n{json}\n---\n"),
+            format!("---\n{json}\n---  \n{json}\n...\n---\n{json}\n"),
+            format!("a: 1\n---\n{json}\n---\nb: [1, 2]\n---\n{json}"),
+            // Every kind of value, nesting, blank lines inside, and lint's skipped values.
+            "{\"kind\": \"Job\", \"spec\": {\"a\": [1, -2, 3.5, 1e3, -0, 0.5E-2, true, false, null, \"\", \"x y\"], \"b\": {}}, \"data\": [], \"status\": [[{\"x\": 1}]], \"n\": 5, \"f\": 1.0}\n---\n".into(),
+            "{\"kind\": \"Job\", \"metadata\": {\"annotations\": {\"helm.sh/hook\": \"x\"}}, \"spec\": {\"a\": [1,\n  2]\n  }\n, \"data\": {\"k\": [\n]\n}}\n---\n".into(),
+            "{\n  \"kind\": \"Job\",\n  \"spec\": {\n    \"x\": [\n      1,\n      {\"y\": null}\n    ]\n  },\n  \"data\": {\"a\": \"b\"}\n}\n---\n{\"kind\":   \"A\" , \"b\": 1 }  \n".into(),
+            "{\"\": 1, \"a\": \"\", \"yes\": \"no\", \"0x1f\": 017, \"k\": 18446744073709551616}\n---\n".into(),
+            // Outside the subset: left to the parser (which may accept or refuse them).
+            "{\"a\":1}\n---\n{\"a\" : 1}\n---\n{\"a\": 01}\n---\n{\"a\": \"\\n\"}\n---\n{\"a\": +1}\n".into(),
+            "{\"a\": 1,}\n---\n{\"a\": [1,]}\n---\n{\"a\": .5}\n---\n{\"a\": \"é\"}\n---\n{\"a\": 1} # c\n".into(),
+            "{\"a\": 1}\n{\"b\": 2}\n---\n{\"a\":\t1}\n---\n{\"a\": 1}\r\n---\n{\"a\": yes}\n---\n[1, 2]\n".into(),
+            "{\"a\": [1, 2}\n---\n{\"b\": 1}\n".into(),
+            "{\"a\": 1}\n---\n{\"b\": {\"c\": \"unclosed}\n---\n{\"d\": 1}\n".into(),
+            format!("{{\"k\": \"{}\"}}\n---\n{{\"{}\": 1}}\n", "x".repeat(5000), "k".repeat(1100)),
+            format!("{}{}\n---\n", "{\"a\": ".repeat(70), "}".repeat(70)),
+            format!("{}1{}\n---\n{json}\n", "{\"a\": [".repeat(40), "]}".repeat(40)),
+        ];
+        cases.extend(json_cases);
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        cases.push([bomb; 20].join("---\n---\n"));
+        cases.push([bomb; 5].join("---\n---\n"));
+        for text in &cases {
+            assert_pieces_read_as_whole(text);
+        }
+        // The fuzz corpus and the golden inputs, and each with empty documents around it.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["fuzz/corpus/lint", "tests/golden/inputs"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else {
+                        files.push(path);
+                    }
+                }
+            }
+        }
+        assert!(files.len() > 10, "{files:?}");
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            assert_pieces_read_as_whole(&text);
+            assert_pieces_read_as_whole(&format!("---\n---\n{text}\n---\n---\n{text}"));
+        }
+    }
+
+    #[test]
+    fn json_and_empty_documents_need_no_parser() {
+        let json = r#"{"kind": "Job", "metadata": {"name": "j"}, "spec": {"a": [1]}}"#;
+        let text = format!("{json}\n---\n---\n{json}\n---\n");
+        let mut docs = Documents::for_lint(&text);
+        let read: Vec<Document> = docs.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(read.len(), 4);
+        assert!(docs.parser.is_none(), "a parser was opened");
+        let root = read[0].root.as_ref().unwrap();
+        assert_eq!(root.get("spec").unwrap().value, Value::Null);
+        assert_eq!(read[3].line, 5);
     }
 
     #[test]
