@@ -210,19 +210,6 @@ mod tests {
 
     #[test]
     fn closest_answers_as_the_first_implementation() {
-        let policies = &["HookSucceeded", "HookFailed", "BeforeHookCreation"];
-        let helm = &[
-            "pre-install",
-            "post-install",
-            "pre-delete",
-            "post-delete",
-            "pre-upgrade",
-            "post-upgrade",
-            "pre-rollback",
-            "post-rollback",
-            "test",
-            "test-success",
-        ];
         let odd = &["", "İstanbul", "ÄÖÜ", "a", "ab", "x-y_z", "ǅemal", "ß"];
         let mut items: Vec<String> = [
             "PreSnyc",
@@ -263,7 +250,13 @@ mod tests {
         items.push("P".repeat(64));
         items.push("P".repeat(65));
         items.push("é".repeat(40));
-        let sets: [&[&str]; 4] = [HOOKS, policies, helm, odd];
+        // The names the catalogue suggests from, and some odd ones.
+        let sets: [&[&str]; 4] = [
+            HOOKS,
+            &crate::rules::POLICY_NAMES,
+            &crate::rules::HELM_EVENT_NAMES,
+            odd,
+        ];
         for set in sets {
             // Every candidate with one letter dropped, doubled, swapped or changed, too.
             let mut all = items.clone();
