@@ -401,12 +401,7 @@ fn document_extent(text: &str, from: usize) -> usize {
     let mut at = from;
     while let Some(i) = memchr::memchr(b'\n', &bytes[at..]) {
         let line = at + i + 1;
-        let rest = &bytes[line..];
-        if (rest.starts_with(b"---") || rest.starts_with(b"..."))
-            && rest
-                .get(3)
-                .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-        {
+        if is_marker(text, line, b"---") || is_marker(text, line, b"...") {
             return line;
         }
         at = line;
@@ -423,22 +418,25 @@ fn needs_spec(doc: &str) -> bool {
         || memchr::memchr(b'&', b).is_some()
 }
 
-/// Whether a line starting at `at` is a document start marker: `---` followed by a space, a
-/// tab, a line break or the end of the input (as granit-parser's scanner reads it at column
-/// 0; a NUL after it is left to the parser).
-fn is_document_start(text: &str, at: usize) -> bool {
+/// Whether the line starting at `at` is the marker `---` (document start) or `...` (document
+/// end): the three characters followed by a space, a tab, a line break or the end of the
+/// input (as granit-parser's scanner reads them at column 0; a NUL after it is left to the
+/// parser).
+fn is_marker(text: &str, at: usize, marker: &[u8; 3]) -> bool {
     let rest = &text.as_bytes()[at..];
-    rest.starts_with(b"---")
+    rest.starts_with(marker)
         && rest
             .get(3)
             .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-/// An empty document at the line start `at`: `---`, maybe spaces, then the end of the input,
-/// or a line break followed by the end of the input or another document start marker.
-/// Returns where the next line starts.
-fn empty_document(text: &str, at: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
+fn is_document_start(text: &str, at: usize) -> bool {
+    is_marker(text, at, b"---")
+}
+
+/// Where a line starting at `at` with `---` goes on after the marker and the spaces after
+/// it; `None` if the line does not start with `---`.
+fn after_start_marker(bytes: &[u8], at: usize) -> Option<usize> {
     if !bytes[at..].starts_with(b"---") {
         return None;
     }
@@ -446,6 +444,15 @@ fn empty_document(text: &str, at: usize) -> Option<usize> {
     while bytes.get(i) == Some(&b' ') {
         i += 1;
     }
+    Some(i)
+}
+
+/// An empty document at the line start `at`: `---`, maybe spaces, then the end of the input,
+/// or a line break followed by the end of the input or another document start marker.
+/// Returns where the next line starts.
+fn empty_document(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let i = after_start_marker(bytes, at)?;
     let next = match bytes.get(i) {
         None => return Some(i),
         Some(b'\n') => i + 1,
@@ -499,11 +506,7 @@ impl<'t> JsonDocument<'t> {
     /// next line starts.
     fn read(text: &'t str, at: usize, line: usize, lint_only: bool) -> Option<(Node, usize)> {
         let bytes = text.as_bytes();
-        let (doc_start, body) = if bytes[at..].starts_with(b"---") {
-            let mut i = at + 3;
-            while bytes.get(i) == Some(&b' ') {
-                i += 1;
-            }
+        let (doc_start, body) = if let Some(i) = after_start_marker(bytes, at) {
             if bytes.get(i) != Some(&b'\n') {
                 return None;
             }
@@ -700,36 +703,44 @@ impl<'t> JsonDocument<'t> {
 fn is_json_number(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while b.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i - start
-    };
     match b.get(i) {
         Some(b'0') => i += 1,
         Some(b'1'..=b'9') => {
-            digits(&mut i);
+            digits(b, &mut i);
         }
         _ => return false,
     }
     if b.get(i) == Some(&b'.') {
         i += 1;
-        if digits(&mut i) == 0 {
+        if digits(b, &mut i) == 0 {
             return false;
         }
     }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
+    exponent(b, &mut i) && i == b.len()
+}
+
+/// Skips the digits at `*i`; how many there were.
+fn digits(b: &[u8], i: &mut usize) -> usize {
+    let start = *i;
+    while b.get(*i).is_some_and(u8::is_ascii_digit) {
+        *i += 1;
+    }
+    *i - start
+}
+
+/// Skips an exponent (`[eE][-+]?[0-9]+`) at `*i` if there is one; false when one starts but
+/// has no digit. JSON and go-yaml's float pattern write it alike.
+fn exponent(b: &[u8], i: &mut usize) -> bool {
+    if matches!(b.get(*i), Some(b'e' | b'E')) {
+        *i += 1;
+        if matches!(b.get(*i), Some(b'+' | b'-')) {
+            *i += 1;
         }
-        if digits(&mut i) == 0 {
+        if digits(b, i) == 0 {
             return false;
         }
     }
-    i == b.len()
+    true
 }
 
 /// Line breaks as YAML counts them: `\r\n`, `\n`, and a `\r` alone.
@@ -819,8 +830,6 @@ impl<'a> Documents<'a> {
                     self.pos = next;
                     return Ok(Some(doc));
                 }
-            }
-            if self.split {
                 if let Some((root, next)) =
                     JsonDocument::read(self.text, self.pos, self.pos_line, self.lint_only)
                 {
@@ -1250,37 +1259,21 @@ fn is_yaml11_float(s: &str) -> bool {
     if matches!(b.first(), Some(b'+' | b'-')) {
         i += 1;
     }
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
     if b.get(i) == Some(&b'.') {
         i += 1;
-        if digits(&mut i) == 0 {
+        if digits(b, &mut i) == 0 {
             return false;
         }
     } else {
-        if digits(&mut i) == 0 {
+        if digits(b, &mut i) == 0 {
             return false;
         }
         if b.get(i) == Some(&b'.') {
             i += 1;
-            digits(&mut i);
+            digits(b, &mut i);
         }
     }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
+    exponent(b, &mut i) && i == b.len()
 }
 
 #[cfg(test)]

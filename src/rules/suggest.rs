@@ -50,14 +50,8 @@ fn fold(s: &str, out: &mut Vec<char>) {
         );
         return;
     }
-    for c in s.chars() {
-        if c.is_ascii() {
-            if c.is_ascii_alphanumeric() {
-                out.push(c.to_ascii_lowercase());
-            }
-        } else if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        }
+    for c in s.chars().filter(|c| c.is_alphanumeric()) {
+        out.extend(c.to_lowercase());
     }
 }
 
