@@ -61,9 +61,11 @@ bench:
 fmt:
 	$(CARGO) fmt --all
 
+# The fuzz crate is its own workspace (fuzz/Cargo.toml), so it is checked on its own.
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
+	cd fuzz && $(CARGO) fmt -- --check && $(CARGO) clippy --locked --all-targets -- -D warnings
 
 # Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
 load:

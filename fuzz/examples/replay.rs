@@ -20,7 +20,7 @@
 //! before running it (a stack overflow aborts the process without saying which).
 
 use hookguard_fuzz::gen::{large_inputs, MAX_LEN};
-use hookguard_fuzz::{passes, ENTRY_POINTS, TARGETS};
+use hookguard_fuzz::{passes, Body, ENTRY_POINTS, TARGETS};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -101,8 +101,7 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
 
         // A target body gets the limit once per product call it makes; each entry point row
         // (one product call) gets the limit itself.
-        let mut rows: Vec<(&str, fn(&[u8]), Duration)> =
-            vec![(target, run, limit * passes(target))];
+        let mut rows: Vec<(&str, Body, Duration)> = vec![(target, run, limit * passes(target))];
         rows.extend(
             ENTRY_POINTS
                 .iter()
@@ -126,7 +125,7 @@ fn replay(wanted: &[String], limit: Duration, top: usize, verbose: bool) -> Exit
 /// Times every input through `run`, prints one row, returns how many were over the limit.
 fn time_row(
     target: &str,
-    run: fn(&[u8]),
+    run: Body,
     inputs: &[(String, Vec<u8>)],
     limit: Duration,
     top: usize,
@@ -167,7 +166,7 @@ fn time_row(
             median,
         });
     }
-    timed.sort_by(|a, b| b.median.cmp(&a.median));
+    timed.sort_by_key(|row| std::cmp::Reverse(row.median));
     let max = timed.first().map_or(Duration::ZERO, |t| t.median);
     let slowest: Vec<String> = timed
         .iter()

@@ -18,8 +18,11 @@ use std::sync::OnceLock;
 
 pub use lint_target::lint;
 
+/// What a fuzz target (or an entry point the replay times) runs on one input.
+pub type Body = fn(&[u8]);
+
 /// Every target, by the name `cargo fuzz run` knows it by.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("review", review),
     ("annotations", annotations),
     ("policy", policy),
@@ -41,7 +44,7 @@ pub fn passes(target: &str) -> u32 {
 
 /// The product's entry points timed on their own by the replay (a target body runs several
 /// of them to check invariants): `(target whose inputs they take, name, function)`.
-pub const ENTRY_POINTS: &[(&str, &str, fn(&[u8]))] = &[
+pub const ENTRY_POINTS: &[(&str, &str, Body)] = &[
     ("review", "review:validate", review_validate),
     ("review", "review:mutate", review_mutate),
     ("lint", "lint:lint_bytes", lint_target::lint_once),
