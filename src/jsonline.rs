@@ -58,13 +58,33 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The first index from `start` holding `"`, `\` or a control byte (or the end): where a JSON
 /// string's plain run ends, for the writers here (what to escape) and for the admission
-/// reader (where a string ends or has an escape). Eight bytes at a time: strings are most of
-/// a review and of a log line, so this loop is most of their time.
+/// reader (where a string ends or has an escape). Strings are most of a review and of a log
+/// line, so this loop is most of their time: sixteen bytes at a time with SSE2 (part of every
+/// x86_64 CPU, through `safe_arch`'s safe wrappers), so that the usual string (a review's
+/// average ~10 bytes) is settled by one block; then eight bytes at a time.
 #[inline(always)]
 pub fn special_byte(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = start;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(block) = bytes.get(at..at.wrapping_add(16)) {
+        use safe_arch::*;
+        // `get` of sixteen bytes yields sixteen bytes, so the fallback is never taken.
+        let v = load_unaligned_m128i(block.try_into().unwrap_or(&[0; 16]));
+        let quote = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
+        let backslash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+        // Unsigned b <= 0x1f is max(b, 0x1f) == 0x1f.
+        let control = cmp_eq_mask_i8_m128i(
+            max_u8_m128i(v, set_splat_i8_m128i(0x1f)),
+            set_splat_i8_m128i(0x1f),
+        );
+        let found = move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control));
+        if found != 0 {
+            return at + found.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
     while let Some(chunk) = bytes.get(at..at.wrapping_add(8)) {
         // `get` of eight bytes yields eight bytes, so the fallback is never taken.
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
