@@ -33,6 +33,7 @@ use crate::mutation::{self, MetadataAdd, MutationSettings, Stage};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The translated stream and what happened to it.
@@ -528,19 +529,21 @@ fn render_insert(text: &str, insert: &Insert<'_>) -> Option<Edit> {
     // entries go on lines just before it, at the same indentation.
     let indent = line_prefix(text, map.span.start)?;
     let line_start = map.span.start - indent.len();
-    let mut out = String::new();
+    // Bytes, so that serde_json writes the values straight into them (`io::Write`), with no
+    // `String` of their own; one UTF-8 check at the end (all the pieces are `str`s).
+    let mut out = Vec::with_capacity(256);
     for (k, v) in &insert.entries {
         render_block_entry(&mut out, indent, insert.step, k, v)?;
     }
     Some(Edit {
         start: line_start,
         end: line_start,
-        text: out,
+        text: String::from_utf8(out).ok()?,
     })
 }
 
 fn render_block_entry(
-    out: &mut String,
+    out: &mut Vec<u8>,
     indent: &str,
     step: usize,
     key: &str,
@@ -549,15 +552,15 @@ fn render_block_entry(
     let key = yaml_key(key)?;
     // Straight into `out` (a `format!` per line, and the nested indentation made for every
     // entry, were a fifth of translate's own time on a stream of hooks).
-    let line_start = |out: &mut String| {
-        out.push_str(indent);
-        out.push_str(&key);
-        out.push(':');
+    let line_start = |out: &mut Vec<u8>| {
+        out.extend_from_slice(indent.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.push(b':');
     };
     match value {
         serde_json::Value::Object(map) if !map.is_empty() => {
             line_start(out);
-            out.push('\n');
+            out.push(b'\n');
             let inner = format!("{indent}{}", " ".repeat(step.max(1)));
             for (k, v) in map {
                 render_block_entry(out, &inner, step, k, v)?;
@@ -565,29 +568,27 @@ fn render_block_entry(
         }
         serde_json::Value::Array(items) if !items.is_empty() => {
             line_start(out);
-            out.push('\n');
+            out.push(b'\n');
             for item in items {
-                let json = serde_json::to_string(item).ok()?;
-                out.push_str(indent);
-                out.extend(std::iter::repeat_n(' ', step.max(1)));
-                out.push_str("- ");
-                out.push_str(&json);
-                out.push('\n');
+                out.extend_from_slice(indent.as_bytes());
+                out.extend(std::iter::repeat_n(b' ', step.max(1)));
+                out.extend_from_slice(b"- ");
+                serde_json::to_writer(&mut *out, item).ok()?;
+                out.push(b'\n');
             }
         }
         other => {
-            let json = serde_json::to_string(other).ok()?;
             line_start(out);
-            out.push(' ');
-            out.push_str(&json);
-            out.push('\n');
+            out.push(b' ');
+            serde_json::to_writer(&mut *out, other).ok()?;
+            out.push(b'\n');
         }
     }
     Some(())
 }
 
 /// Keys hookguard writes are plain-safe (`argocd.argoproj.io/hook`); anything else is quoted.
-fn yaml_key(key: &str) -> Option<String> {
+fn yaml_key(key: &str) -> Option<Cow<'_, str>> {
     let plain = key
         .chars()
         .next()
@@ -599,9 +600,9 @@ fn yaml_key(key: &str) -> Option<String> {
         // null (`y`, `1e3`).
         && super::yaml::plain_reads_as_string(key);
     if plain {
-        Some(key.to_owned())
+        Some(Cow::Borrowed(key))
     } else {
-        serde_json::to_string(key).ok()
+        serde_json::to_string(key).ok().map(Cow::Owned)
     }
 }
 
