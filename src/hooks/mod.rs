@@ -5,6 +5,8 @@
 //! (gitops-engine `hook.go`, `delete_policy.go`, `helm/*.go`, `annotations.go`,
 //! `syncwaves/waves.go`; Helm `manifest_sorter.go`).
 
+use std::borrow::Cow;
+
 mod model;
 mod object;
 
@@ -233,7 +235,25 @@ pub fn argo_csv(value: &str) -> Vec<&str> {
 /// Helm's annotation list reading (`manifest_sorter.go`): split on `,`, trim, lowercase.
 /// Empty items are kept: for `helm.sh/hook` an empty item is an unknown event.
 pub fn helm_csv(value: &str) -> Vec<String> {
-    value.split(',').map(|i| i.trim().to_lowercase()).collect()
+    value
+        .split(',')
+        .map(|i| helm_item(i).into_owned())
+        .collect()
+}
+
+/// One item of `helm_csv`, trimmed and lowercased; borrowed when lowercasing changes nothing
+/// (every real value: `HookModel` reads `helm.sh/hook` in each review, and a `String` per
+/// item was most of that).
+pub fn helm_item(item: &str) -> Cow<'_, str> {
+    let item = item.trim();
+    if item
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(item.to_lowercase())
+    } else {
+        Cow::Borrowed(item)
+    }
 }
 
 /// Go's `strconv.Atoi` on a 64-bit build: optional `+`/`-`, ASCII decimal digits only,

@@ -1,6 +1,6 @@
 //! What Argo CD (and Helm) will do with an object, computed from its six hook annotations.
 
-use super::{argo_csv, go_atoi, helm_csv, keys, DeletePolicy, HelmEvent, HookType};
+use super::{argo_csv, go_atoi, helm_item, keys, DeletePolicy, HelmEvent, HookType};
 use std::collections::BTreeMap;
 
 /// Where an effective value came from.
@@ -47,7 +47,8 @@ impl HelmView {
             crd_install_only: value == "crd-install",
             ..HelmView::default()
         };
-        for (raw, lower) in value.split(',').map(str::trim).zip(helm_csv(value)) {
+        for raw in value.split(',').map(str::trim) {
+            let lower = helm_item(raw);
             match HelmEvent::parse_helm(&lower) {
                 Some(event) => {
                     if !view.events.contains(&event) {
@@ -59,7 +60,7 @@ impl HelmView {
                         view.miscased_for_argo.push(raw.to_owned());
                     }
                 }
-                None => view.unknown.push(lower),
+                None => view.unknown.push(lower.into_owned()),
             }
         }
         each_argo_item(value, |item| {

@@ -1,9 +1,10 @@
 //! `translate`: the mutating webhook's metadata changes, written into the manifests.
 //!
 //! The changes are the webhook's own: `mutation::plan` decides them and
-//! `mutation::to_json_patch` turns them into RFC 6902 `add` operations. translate applies
-//! those operations to the user's *text*, not to a re-serialised copy, so comments, key
-//! order, quoting and document separators survive:
+//! `mutation::metadata_adds` turns them into the RFC 6902 `add` operations of the webhook's
+//! patch (`to_json_patch`), with their paths as tokens. translate applies those operations to
+//! the user's *text*, not to a re-serialised copy, so comments, key order, quoting and
+//! document separators survive:
 //! - a key added to an existing block mapping becomes a new line just before the mapping's
 //!   first key, at its indentation; a key added to a flow mapping (`{…}`, JSON)
 //!   goes right after its `{`; a finalizer is appended after the last list item;
@@ -28,9 +29,11 @@
 use super::yaml::{self, Documents, Node, Value};
 use super::{decode, objects_of, InputError};
 use crate::hooks::{HookModel, HookObject};
-use crate::mutation::{self, MutationSettings, Stage};
-use json_patch::{Patch, PatchOperation};
+use crate::mutation::{self, MetadataAdd, MutationSettings, Stage};
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The translated stream and what happened to it.
@@ -68,10 +71,10 @@ pub fn translate(
             continue;
         };
         let is_list = matches!(root.get("items").map(|i| &i.value), Some(Value::Seq(_)));
-        let mut patches: Vec<(Vec<String>, &Node, Patch)> = Vec::new();
+        let mut patches: Vec<(Vec<String>, &Node, Vec<MetadataAdd>)> = Vec::new();
         for (i, object) in objects.iter().enumerate() {
             let patch = object_patch(object, settings, stage);
-            if !patch.0.is_empty() {
+            if !patch.is_empty() {
                 let prefix = if is_list {
                     vec!["items".to_owned(), i.to_string()]
                 } else {
@@ -100,21 +103,21 @@ pub fn translate(
 }
 
 /// The webhook's patch for one object (empty when it is not a hook or needs nothing).
-fn object_patch(node: &Node, settings: &MutationSettings, stage: Stage) -> Patch {
+fn object_patch(node: &Node, settings: &MutationSettings, stage: Stage) -> Vec<MetadataAdd> {
     if !super::is_hook_candidate(node) {
-        return Patch(Vec::new());
+        return Vec::new();
     }
     let Ok(view) = HookObject::deserialize(yaml::NodeDe(node)) else {
-        return Patch(Vec::new());
+        return Vec::new();
     };
     let empty = BTreeMap::new();
     let annotations = view.annotations().unwrap_or(&empty);
     if !HookModel::has_hook_annotations(annotations) {
-        return Patch(Vec::new());
+        return Vec::new();
     }
     let model = HookModel::from_annotations(annotations);
     let changes = mutation::plan(&view, &model, settings, stage);
-    mutation::to_json_patch(&view, &changes)
+    mutation::metadata_adds(&view, &changes)
 }
 
 /// Replace `range` of the input with `text`.
@@ -144,25 +147,12 @@ fn apply_edits(text: &str, edits: &[Edit]) -> String {
     out
 }
 
-fn tokens(op: &PatchOperation) -> Option<(Vec<String>, &serde_json::Value)> {
-    match op {
-        PatchOperation::Add(add) => Some((
-            add.path
-                .tokens()
-                .map(|t| t.decoded().into_owned())
-                .collect(),
-            &add.value,
-        )),
-        _ => None,
-    }
-}
-
 /// Textual edits for one document, verified by re-parsing; `None` when the document must be
 /// re-emitted instead.
 fn edit_in_place(
     text: &str,
     root: &Node,
-    patches: &[(Vec<String>, &Node, Patch)],
+    patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)],
 ) -> Option<Vec<Edit>> {
     let mut editor = Editor {
         text,
@@ -171,9 +161,8 @@ fn edit_in_place(
         by_construction: true,
     };
     for (_, object, patch) in patches {
-        for op in &patch.0 {
-            let (path, value) = tokens(op)?;
-            editor.add(object, &path, value)?;
+        for add in patch {
+            editor.add(object, add.path(), &add.value)?;
         }
     }
     let (mut edits, by_construction) = editor.finish()?;
@@ -206,23 +195,26 @@ fn edit_in_place(
 fn reads_as_patched(
     text: &str,
     root: &Node,
-    patches: &[(Vec<String>, &Node, Patch)],
+    patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)],
     edits: &[Edit],
 ) -> bool {
     let check = || -> Option<bool> {
         let mut expected = root.to_json();
         for (prefix, _, patch) in patches {
-            let mut ops = patch.clone();
-            for op in ops.0.iter_mut() {
-                if let PatchOperation::Add(add) = op {
-                    let mut full = prefix.clone();
-                    full.extend(add.path.tokens().map(|t| t.decoded().into_owned()));
-                    add.path = json_patch::jsonptr::PointerBuf::from_tokens(
-                        full.iter().map(String::as_str),
-                    );
-                }
-            }
-            json_patch::patch(&mut expected, &ops).ok()?;
+            let ops: Vec<PatchOperation> = patch
+                .iter()
+                .map(|add| {
+                    let full = prefix
+                        .iter()
+                        .map(String::as_str)
+                        .chain(add.path().iter().copied());
+                    PatchOperation::Add(AddOperation {
+                        path: PointerBuf::from_tokens(full),
+                        value: add.value.clone(),
+                    })
+                })
+                .collect();
+            json_patch::patch(&mut expected, &Patch(ops)).ok()?;
         }
         let shifted: Vec<Edit> = edits
             .iter()
@@ -296,7 +288,7 @@ struct Insert<'t> {
 
 impl<'t> Editor<'t> {
     /// One `add` operation relative to `object`.
-    fn add(&mut self, object: &'t Node, path: &[String], value: &serde_json::Value) -> Option<()> {
+    fn add(&mut self, object: &'t Node, path: &[&str], value: &serde_json::Value) -> Option<()> {
         let (last, parents) = path.split_last()?;
         let mut parent = object;
         let mut step = 2;
@@ -322,7 +314,7 @@ impl<'t> Editor<'t> {
                     Some(())
                 }
             },
-            Value::Seq(items) if last == "-" => self.append(parent, items, value),
+            Value::Seq(items) if *last == "-" => self.append(parent, items, value),
             _ => None,
         }
     }
@@ -537,19 +529,21 @@ fn render_insert(text: &str, insert: &Insert<'_>) -> Option<Edit> {
     // entries go on lines just before it, at the same indentation.
     let indent = line_prefix(text, map.span.start)?;
     let line_start = map.span.start - indent.len();
-    let mut out = String::new();
+    // Bytes, so that serde_json writes the values straight into them (`io::Write`), with no
+    // `String` of their own; one UTF-8 check at the end (all the pieces are `str`s).
+    let mut out = Vec::with_capacity(256);
     for (k, v) in &insert.entries {
         render_block_entry(&mut out, indent, insert.step, k, v)?;
     }
     Some(Edit {
         start: line_start,
         end: line_start,
-        text: out,
+        text: String::from_utf8(out).ok()?,
     })
 }
 
 fn render_block_entry(
-    out: &mut String,
+    out: &mut Vec<u8>,
     indent: &str,
     step: usize,
     key: &str,
@@ -558,15 +552,15 @@ fn render_block_entry(
     let key = yaml_key(key)?;
     // Straight into `out` (a `format!` per line, and the nested indentation made for every
     // entry, were a fifth of translate's own time on a stream of hooks).
-    let line_start = |out: &mut String| {
-        out.push_str(indent);
-        out.push_str(&key);
-        out.push(':');
+    let line_start = |out: &mut Vec<u8>| {
+        out.extend_from_slice(indent.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.push(b':');
     };
     match value {
         serde_json::Value::Object(map) if !map.is_empty() => {
             line_start(out);
-            out.push('\n');
+            out.push(b'\n');
             let inner = format!("{indent}{}", " ".repeat(step.max(1)));
             for (k, v) in map {
                 render_block_entry(out, &inner, step, k, v)?;
@@ -574,29 +568,27 @@ fn render_block_entry(
         }
         serde_json::Value::Array(items) if !items.is_empty() => {
             line_start(out);
-            out.push('\n');
+            out.push(b'\n');
             for item in items {
-                let json = serde_json::to_string(item).ok()?;
-                out.push_str(indent);
-                out.extend(std::iter::repeat_n(' ', step.max(1)));
-                out.push_str("- ");
-                out.push_str(&json);
-                out.push('\n');
+                out.extend_from_slice(indent.as_bytes());
+                out.extend(std::iter::repeat_n(b' ', step.max(1)));
+                out.extend_from_slice(b"- ");
+                serde_json::to_writer(&mut *out, item).ok()?;
+                out.push(b'\n');
             }
         }
         other => {
-            let json = serde_json::to_string(other).ok()?;
             line_start(out);
-            out.push(' ');
-            out.push_str(&json);
-            out.push('\n');
+            out.push(b' ');
+            serde_json::to_writer(&mut *out, other).ok()?;
+            out.push(b'\n');
         }
     }
     Some(())
 }
 
 /// Keys hookguard writes are plain-safe (`argocd.argoproj.io/hook`); anything else is quoted.
-fn yaml_key(key: &str) -> Option<String> {
+fn yaml_key(key: &str) -> Option<Cow<'_, str>> {
     let plain = key
         .chars()
         .next()
@@ -608,22 +600,20 @@ fn yaml_key(key: &str) -> Option<String> {
         // null (`y`, `1e3`).
         && super::yaml::plain_reads_as_string(key);
     if plain {
-        Some(key.to_owned())
+        Some(Cow::Borrowed(key))
     } else {
-        serde_json::to_string(key).ok()
+        serde_json::to_string(key).ok().map(Cow::Owned)
     }
 }
 
 /// The fallback: the whole document as indented JSON, patched, in its original key order.
-fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Patch)]) -> Edit {
+fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)]) -> Edit {
     let mut doc = root.clone();
     for (prefix, _, patch) in patches {
-        for op in &patch.0 {
-            if let Some((path, value)) = tokens(op) {
-                let mut full = prefix.clone();
-                full.extend(path);
-                apply_add(&mut doc, &full, value);
-            }
+        for add in patch {
+            let mut full = prefix.clone();
+            full.extend(add.path().iter().map(|t| (*t).to_owned()));
+            apply_add(&mut doc, &full, &add.value);
         }
     }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -688,7 +678,7 @@ mod tests {
             let mut patches = Vec::new();
             for (i, object) in objects.iter().enumerate() {
                 let patch = object_patch(object, &settings, stage);
-                if !patch.0.is_empty() {
+                if !patch.is_empty() {
                     let prefix = if is_list {
                         vec!["items".to_owned(), i.to_string()]
                     } else {
@@ -708,9 +698,8 @@ mod tests {
             };
             let mut ok = true;
             for (_, object, patch) in &patches {
-                for op in &patch.0 {
-                    let (path, value) = tokens(op).expect("add");
-                    ok &= editor.add(object, &path, value).is_some();
+                for add in patch {
+                    ok &= editor.add(object, add.path(), &add.value).is_some();
                 }
             }
             let Some((edits, proven)) = editor.finish().filter(|_| ok) else {
