@@ -108,7 +108,9 @@ pub fn special_byte(bytes: &[u8], start: usize) -> usize {
     at.min(bytes.len())
 }
 
-/// `value` as JSON (the same document serde_json writes, compactly).
+/// `value` as compact JSON: what serde_json writes, except that the control characters
+/// U+0008 and U+000C are escaped as `\u0008` and `\u000c` (serde_json: `\b`, `\f`), which
+/// every JSON reader reads as the same string.
 pub fn push_value(out: &mut Vec<u8>, value: &serde_json::Value) {
     use serde_json::Value;
     match value {
