@@ -3,10 +3,14 @@
 //! parsing, no decision, no metrics, no logs. `scripts/load.sh` measures it side by side with
 //! hookguard.
 //!
-//!     cargo run --release --example ceiling -- 127.0.0.1:9443 tls.crt tls.key
+//! With `--check-json` it also checks that the body is JSON (serde_json, into `IgnoredAny`)
+//! and answers 400 if not: the least any webhook must do with its input, to measure how much
+//! of the gap to the ceiling that alone takes (`scripts/load.sh` with `FLOOR=1`).
+//!
+//!     cargo run --release --example ceiling -- 127.0.0.1:9443 tls.crt tls.key [--check-json]
 
 use axum::body::Bytes;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -25,16 +29,33 @@ async fn allow(_body: Bytes) -> ([(header::HeaderName, &'static str); 1], &'stat
     ([(header::CONTENT_TYPE, "application/json")], ALLOWED)
 }
 
+async fn allow_json(
+    body: Bytes,
+) -> Result<([(header::HeaderName, &'static str); 1], &'static str), StatusCode> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        Ok(_) => Ok(([(header::CONTENT_TYPE, "application/json")], ALLOWED)),
+        Err(_) => Err(StatusCode::BAD_REQUEST),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [addr, cert, key] = args.as_slice() else {
-        anyhow::bail!("usage: ceiling ADDR TLS_CERT TLS_KEY");
+    let (addr, cert, key, check_json) = match args.as_slice() {
+        [addr, cert, key] => (addr, cert, key, false),
+        [addr, cert, key, flag] if flag == "--check-json" => (addr, cert, key, true),
+        _ => anyhow::bail!("usage: ceiling ADDR TLS_CERT TLS_KEY [--check-json]"),
     };
     let tls = hookguard::server::tls::load_server_config(Path::new(cert), Path::new(key))?;
-    let app = Router::new()
-        .route("/validate", post(allow))
-        .route("/mutate", post(allow));
+    let app = if check_json {
+        Router::new()
+            .route("/validate", post(allow_json))
+            .route("/mutate", post(allow_json))
+    } else {
+        Router::new()
+            .route("/validate", post(allow))
+            .route("/mutate", post(allow))
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -8,6 +8,7 @@
 #
 #   scripts/instructions.sh            # or: make load-instructions
 #   SECS=30 scripts/instructions.sh
+#   FLOOR=1 scripts/instructions.sh    # also the ceiling with --check-json (the "floor")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,8 +52,12 @@ measure() { # name port -- command...
 
 P=$(free_port)
 measure ceiling "$P" -- target/release/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key"
+if [ "${FLOOR:-0}" = 1 ]; then
+  P=$(free_port)
+  measure floor "$P" -- target/release/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key" --check-json
+fi
 P=$(free_port); A=$(free_port)
 measure hookguard "$P" -- target/release/hookguard --log-format json --log-level info serve \
   --addr "127.0.0.1:$P" --admin-addr "127.0.0.1:$A" --tls-cert "$TMP/tls.crt" \
   --tls-key "$TMP/tls.key" --shutdown-delay 0s
-echo "profiles: target/callgrind.{ceiling,hookguard}.out (callgrind_annotate --inclusive=yes FILE)"
+echo "profiles: target/callgrind.{ceiling,floor,hookguard}.out (callgrind_annotate --inclusive=yes FILE)"

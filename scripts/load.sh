@@ -8,9 +8,13 @@
 #
 #   scripts/load.sh            # or: make load
 #   DURATION=20 CONNS=64 scripts/load.sh
+#   ROUNDS=3 scripts/load.sh   # full speed three times in turn; the median round is shown
+#   FLOOR=1 scripts/load.sh    # a third server, the "floor": the ceiling that also checks
+#                              # the body is JSON (serde_json into IgnoredAny), nothing more
 #
-# Prints requests/s, p50/p99 latency and peak RSS (VmHWM) for both servers, at full speed
-# and at 70 % of the ceiling's throughput.
+# Prints requests/s, p50/p99 latency, peak RSS (VmHWM) and, at full speed, each server's CPU
+# time (user + system) per request, for both servers, at full speed and at 70 % of the
+# ceiling's throughput. CPU per request varies far less with the host's load than req/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +25,12 @@ WARMUP=${WARMUP:-2}
 HG_PORT=${HG_PORT:-18443}
 HG_ADMIN_PORT=${HG_ADMIN_PORT:-18080}
 CEIL_PORT=${CEIL_PORT:-19443}
+FLOOR_PORT=${FLOOR_PORT:-19444}
+FLOOR=${FLOOR:-0}
 # Connections for the fixed-rate run (each paced at rate / PACED_CONNS requests per second).
 PACED_CONNS=${PACED_CONNS:-32}
+# Full-speed rounds (servers taking turns); the table shows the median round.
+ROUNDS=${ROUNDS:-1}
 
 need() { # command debian-package
   command -v "$1" >/dev/null && return
@@ -53,6 +61,10 @@ export WRK_BODY=tests/fixtures/admission/kube-apiserver-1.20.2/2.json
 HG_PID=$!; PIDS+=("$HG_PID")
 "$CEIL" 127.0.0.1:$CEIL_PORT "$TMP/tls.crt" "$TMP/tls.key" &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
+if [ "$FLOOR" = 1 ]; then
+  "$CEIL" 127.0.0.1:$FLOOR_PORT "$TMP/tls.crt" "$TMP/tls.key" --check-json &
+  FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
+fi
 
 for i in $(seq 100); do
   curl -sf "http://127.0.0.1:$HG_ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1
@@ -62,17 +74,48 @@ curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binar
   "https://127.0.0.1:$HG_PORT/mutate" | grep -q '"allowed":true'
 curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binary @"$WRK_BODY" \
   "https://127.0.0.1:$CEIL_PORT/mutate" | grep -q '"allowed":true'
+if [ "$FLOOR" = 1 ]; then
+  curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binary @"$WRK_BODY" \
+    "https://127.0.0.1:$FLOOR_PORT/mutate" | grep -q '"allowed":true'
+fi
 
-run() { # port conns duration -> RESULT line
-  wrk -t"$THREADS" -c"$2" -d"$3"s -s scripts/load.lua "https://127.0.0.1:$1" | grep '^RESULT'
+# The server's CPU time so far (user + system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # port conns duration [pid] -> RESULT line, with the server's CPU per request if given
+  local before=0 result
+  [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
+  result=$(wrk -t"$THREADS" -c"$2" -d"$3"s -s scripts/load.lua "https://127.0.0.1:$1" | grep '^RESULT')
+  if [ -n "${4:-}" ]; then
+    local ticks=$(( $(cpu_ticks "$4") - before )) hz requests
+    hz=$(getconf CLK_TCK); requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$result")
+    result="$result cpu_ns=$(( ticks * 1000000000 / hz / (requests > 0 ? requests : 1) ))"
+  fi
+  echo "$result"
 }
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
+us() { awk -v ns="$1" 'BEGIN{printf "%.1f", ns/1000}'; }
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 run $CEIL_PORT "$CONNS" "$WARMUP" >/dev/null
-CEIL_MAX=$(run $CEIL_PORT "$CONNS" "$DURATION")
 run $HG_PORT "$CONNS" "$WARMUP" >/dev/null
-HG_MAX=$(run $HG_PORT "$CONNS" "$DURATION")
+[ "$FLOOR" = 1 ] && run $FLOOR_PORT "$CONNS" "$WARMUP" >/dev/null
+# Full speed, ROUNDS times, the servers taking turns, so that each round's servers see about
+# the same host (a shared 2-core machine's speed drifts by tens of percent within minutes).
+# The table shows the round with the median hookguard/ceiling ratio.
+ROUND_LINES=()
+for r in $(seq "$ROUNDS"); do
+  C=$(run $CEIL_PORT "$CONNS" "$DURATION" $CEIL_PID)
+  H=$(run $HG_PORT "$CONNS" "$DURATION" $HG_PID)
+  F=
+  [ "$FLOOR" = 1 ] && F=$(run $FLOOR_PORT "$CONNS" "$DURATION" $FLOOR_PID)
+  ROUND_LINES+=("$(awk -v c="$(field rps "$C")" -v h="$(field rps "$H")" 'BEGIN{printf "%.4f", h/c}')|$C|$H|$F")
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "round $r: ceiling $(field rps "$C") req/s, hookguard $(field rps "$H") req/s$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s");" \
+      "server CPU per request: ceiling $(us "$(field cpu_ns "$C")") us, hookguard $(us "$(field cpu_ns "$H")") us$([ -n "$F" ] && echo ", floor $(us "$(field cpu_ns "$F")") us")" >&2
+  fi
+done
+MEDIAN=$(printf '%s\n' "${ROUND_LINES[@]}" | sort -t'|' -k1,1n | sed -n "$(( (ROUNDS + 1) / 2 ))p")
+IFS='|' read -r _ CEIL_MAX HG_MAX FLOOR_MAX <<<"$MEDIAN"
 
 CEIL_RPS=$(field rps "$CEIL_MAX")
 TARGET=$(( CEIL_RPS * 70 / 100 ))
@@ -96,23 +139,48 @@ paced() { # port rate -> RESULT line like run's
 }
 CEIL_70=$(paced $CEIL_PORT "$TARGET")
 HG_70=$(paced $HG_PORT "$TARGET")
+[ "$FLOOR" = 1 ] && FLOOR_70=$(paced $FLOOR_PORT "$TARGET")
 
-HG_RSS=$(rss $HG_PID); CEIL_RSS=$(rss $CEIL_PID)
 HG_RPS=$(field rps "$HG_MAX")
 ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us/1000}'; }
+# One row: a label, then a value per server (ceiling, hookguard[, floor]) from `get VAR`.
+row() { # label get
+  local label=$1 get=$2
+  if [ "$FLOOR" = 1 ]; then
+    printf "%-34s %12s %12s %12s\n" "$label" "$($get CEIL)" "$($get HG)" "$($get FLOOR)"
+  else
+    printf "%-34s %12s %12s\n" "$label" "$($get CEIL)" "$($get HG)"
+  fi
+}
+max_() { local v="${1}_MAX"; field "$2" "${!v}"; }
+at70_() { local v="${1}_70"; field "$2" "${!v}"; }
+rps_max() { max_ "$1" rps; }
+p50_max() { ms "$(max_ "$1" p50_us)"; }
+p99_max() { ms "$(max_ "$1" p99_us)"; }
+cpu_max() { us "$(max_ "$1" cpu_ns)"; }
+rps_70() { at70_ "$1" rps; }
+p50_70() { ms "$(at70_ "$1" p50_us)"; }
+p99_70() { ms "$(at70_ "$1" p99_us)"; }
+errors() { echo $(( $(max_ "$1" errors) + $(at70_ "$1" errors) )); }
+peak_rss() { local v="${1}_PID"; rss "${!v}"; }
+header() { echo "$1" | sed 's/CEIL/ceiling/; s/HG/hookguard/; s/FLOOR/floor/'; }
 
 echo
 echo "${DURATION}s per run, TLS keep-alive, fixture 2 alternating /validate and /mutate; $(nproc) cores"
 echo "full speed: wrk, ${THREADS} threads; fixed rate: h2load, $PACED_CONNS paced connections"
-printf "%-34s %12s %12s\n" "" "ceiling" "hookguard"
-printf "%-34s %12s %12s\n" "full speed ($CONNS conns): req/s" "$CEIL_RPS" "$HG_RPS"
-printf "%-34s %12s %12s\n" "full speed: p50 ms" "$(ms "$(field p50_us "$CEIL_MAX")")" "$(ms "$(field p50_us "$HG_MAX")")"
-printf "%-34s %12s %12s\n" "full speed: p99 ms" "$(ms "$(field p99_us "$CEIL_MAX")")" "$(ms "$(field p99_us "$HG_MAX")")"
-printf "%-34s %12s %12s\n" "at $TARGET req/s (70 %): req/s" "$(field rps "$CEIL_70")" "$(field rps "$HG_70")"
-printf "%-34s %12s %12s\n" "at ~70 %: p50 ms" "$(ms "$(field p50_us "$CEIL_70")")" "$(ms "$(field p50_us "$HG_70")")"
-printf "%-34s %12s %12s\n" "at ~70 %: p99 ms" "$(ms "$(field p99_us "$CEIL_70")")" "$(ms "$(field p99_us "$HG_70")")"
-printf "%-34s %12s %12s\n" "errors (all runs)" \
-  "$(( $(field errors "$CEIL_MAX") + $(field errors "$CEIL_70") ))" "$(( $(field errors "$HG_MAX") + $(field errors "$HG_70") ))"
-printf "%-34s %12s %12s\n" "peak RSS MiB" "$CEIL_RSS" "$HG_RSS"
+[ "$FLOOR" = 1 ] && echo "floor: the ceiling that also checks the body is JSON (serde_json into IgnoredAny)"
+row "" header
+row "full speed ($CONNS conns): req/s" rps_max
+row "full speed: p50 ms" p50_max
+row "full speed: p99 ms" p99_max
+row "full speed: server CPU us/req" cpu_max
+row "at $TARGET req/s (70 %): req/s" rps_70
+row "at ~70 %: p50 ms" p50_70
+row "at ~70 %: p99 ms" p99_70
+row "errors (all runs)" errors
+row "peak RSS MiB" peak_rss
 echo "hookguard / ceiling throughput: $(awk -v a="$HG_RPS" -v b="$CEIL_RPS" 'BEGIN{printf "%.1f %%", 100*a/b}')"
+if [ "$FLOOR" = 1 ]; then
+  echo "floor / ceiling throughput: $(awk -v a="$(field rps "$FLOOR_MAX")" -v b="$CEIL_RPS" 'BEGIN{printf "%.1f %%", 100*a/b}')"
+fi
 echo "decisions logged: $(grep -c '"admission decision"' "$TMP/hookguard.log")"
