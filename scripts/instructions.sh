@@ -19,11 +19,12 @@ for tool in wrk valgrind callgrind_control; do
 done
 
 cargo build --release --quiet --bin hookguard --example ceiling
+R=${CARGO_TARGET_DIR:-target}/release
 TMP=$(mktemp -d)
 VPID=
 cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-target/release/hookguard certs --out "$TMP" --host 127.0.0.1 >/dev/null
+"$R"/hookguard certs --out "$TMP" --host 127.0.0.1 >/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -51,13 +52,13 @@ measure() { # name port -- command...
 }
 
 P=$(free_port)
-measure ceiling "$P" -- target/release/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key"
+measure ceiling "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key"
 if [ "${FLOOR:-0}" = 1 ]; then
   P=$(free_port)
-  measure floor "$P" -- target/release/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key" --check-json
+  measure floor "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key" --check-json
 fi
 P=$(free_port); A=$(free_port)
-measure hookguard "$P" -- target/release/hookguard --log-format json --log-level info serve \
+measure hookguard "$P" -- "$R"/hookguard --log-format json --log-level info serve \
   --addr "127.0.0.1:$P" --admin-addr "127.0.0.1:$A" --tls-cert "$TMP/tls.crt" \
   --tls-key "$TMP/tls.key" --shutdown-delay 0s
 echo "profiles: target/callgrind.{ceiling,floor,hookguard}.out (callgrind_annotate --inclusive=yes FILE)"

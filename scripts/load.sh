@@ -44,8 +44,8 @@ need wrk wrk
 need h2load nghttp2-client
 
 cargo build --release --quiet --bin hookguard --example ceiling
-BIN=target/release/hookguard
-CEIL=target/release/examples/ceiling
+BIN=${CARGO_TARGET_DIR:-target}/release/hookguard
+CEIL=${CARGO_TARGET_DIR:-target}/release/examples/ceiling
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
