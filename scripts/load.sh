@@ -8,7 +8,7 @@
 #
 #   scripts/load.sh            # or: make load
 #   DURATION=20 CONNS=64 scripts/load.sh
-#   ROUNDS=3 scripts/load.sh   # full speed three times in turn; the median round is shown
+#   ROUNDS=5 scripts/load.sh   # full speed five times in turn (default 3); the median round is shown
 #   FLOOR=1 scripts/load.sh    # a third server, the "floor": the ceiling that also checks
 #                              # the body is JSON (serde_json into IgnoredAny), nothing more
 #
@@ -30,7 +30,7 @@ FLOOR=${FLOOR:-0}
 # Connections for the fixed-rate run (each paced at rate / PACED_CONNS requests per second).
 PACED_CONNS=${PACED_CONNS:-32}
 # Full-speed rounds (servers taking turns); the table shows the median round.
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
 
 need() { # command debian-package
   command -v "$1" >/dev/null && return
@@ -116,6 +116,10 @@ for r in $(seq "$ROUNDS"); do
 done
 MEDIAN=$(printf '%s\n' "${ROUND_LINES[@]}" | sort -t'|' -k1,1n | sed -n "$(( (ROUNDS + 1) / 2 ))p")
 IFS='|' read -r _ CEIL_MAX HG_MAX FLOOR_MAX <<<"$MEDIAN"
+# The same server's req/s should not move much between rounds; when the ceiling's does, the
+# host was busy with something else and the ratios mean little (its CPU per request still does).
+UNSTEADY=$(printf '%s\n' "${ROUND_LINES[@]}" | cut -d'|' -f2 | sed 's/.* rps=\([0-9]*\).*/\1/' \
+  | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {if (hi > lo * 1.15) printf "%d to %d", lo, hi}')
 
 CEIL_RPS=$(field rps "$CEIL_MAX")
 TARGET=$(( CEIL_RPS * 70 / 100 ))
@@ -183,4 +187,5 @@ echo "hookguard / ceiling throughput: $(awk -v a="$HG_RPS" -v b="$CEIL_RPS" 'BEG
 if [ "$FLOOR" = 1 ]; then
   echo "floor / ceiling throughput: $(awk -v a="$(field rps "$FLOOR_MAX")" -v b="$CEIL_RPS" 'BEGIN{printf "%.1f %%", 100*a/b}')"
 fi
+[ -n "$UNSTEADY" ] && echo "WARNING: the ceiling's req/s ranged from $UNSTEADY across rounds: the host was unsteady, so the ratios are unreliable; run again at a quieter time"
 echo "decisions logged: $(grep -c '"admission decision"' "$TMP/hookguard.log")"
