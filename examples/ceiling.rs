@@ -10,6 +10,7 @@
 //!     cargo run --release --example ceiling -- 127.0.0.1:9443 tls.crt tls.key [--check-json]
 
 use axum::body::Bytes;
+use axum::handler::Handler;
 use axum::http::{header, StatusCode};
 use axum::routing::post;
 use axum::Router;
@@ -38,6 +39,13 @@ async fn allow_json(
     }
 }
 
+/// hookguard's two webhook paths, both answered by `handler`.
+fn routes<H: Handler<T, ()>, T: 'static>(handler: H) -> Router {
+    Router::new()
+        .route("/validate", post(handler.clone()))
+        .route("/mutate", post(handler))
+}
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,13 +56,9 @@ fn main() -> anyhow::Result<()> {
     };
     let tls = hookguard::server::tls::load_server_config(Path::new(cert), Path::new(key))?;
     let app = if check_json {
-        Router::new()
-            .route("/validate", post(allow_json))
-            .route("/mutate", post(allow_json))
+        routes(allow_json)
     } else {
-        Router::new()
-            .route("/validate", post(allow))
-            .route("/mutate", post(allow))
+        routes(allow)
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
