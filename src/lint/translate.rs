@@ -204,12 +204,8 @@ fn reads_as_patched(
             let ops: Vec<PatchOperation> = patch
                 .iter()
                 .map(|add| {
-                    let full = prefix
-                        .iter()
-                        .map(String::as_str)
-                        .chain(add.path().iter().copied());
                     PatchOperation::Add(AddOperation {
-                        path: PointerBuf::from_tokens(full),
+                        path: PointerBuf::from_tokens(full_path(prefix, add)),
                         value: add.value.clone(),
                     })
                 })
@@ -611,8 +607,7 @@ fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)]) -> Ed
     let mut doc = root.clone();
     for (prefix, _, patch) in patches {
         for add in patch {
-            let mut full = prefix.clone();
-            full.extend(add.path().iter().map(|t| (*t).to_owned()));
+            let full: Vec<&str> = full_path(prefix, add).collect();
             apply_add(&mut doc, &full, &add.value);
         }
     }
@@ -629,7 +624,16 @@ fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)]) -> Ed
 
 /// RFC 6902 `add` on the ordered tree: set a mapping key (replacing its value) or append to a
 /// list with `-`. The webhook's patches use nothing else.
-fn apply_add(node: &mut Node, path: &[String], value: &serde_json::Value) {
+/// `add`'s path from the document's root: the object's place in it (`prefix`, empty or
+/// `items`, index), then the path within the object.
+fn full_path<'a>(prefix: &'a [String], add: &'a MetadataAdd) -> impl Iterator<Item = &'a str> {
+    prefix
+        .iter()
+        .map(String::as_str)
+        .chain(add.path().iter().copied())
+}
+
+fn apply_add(node: &mut Node, path: &[&str], value: &serde_json::Value) {
     let Some((first, rest)) = path.split_first() else {
         *node = Node::from_json(value);
         return;
@@ -639,18 +643,18 @@ fn apply_add(node: &mut Node, path: &[String], value: &serde_json::Value) {
             if let Some((_, child)) = entries
                 .iter_mut()
                 .rev()
-                .find(|(k, _)| k.key_str() == Some(first))
+                .find(|(k, _)| k.key_str() == Some(*first))
             {
                 apply_add(child, rest, value);
             } else if rest.is_empty() {
                 entries.push((
-                    Node::from_json(&serde_json::Value::String(first.clone())),
+                    Node::from_json(&serde_json::Value::String((*first).to_owned())),
                     Node::from_json(value),
                 ));
             }
         }
         Value::Seq(items) => {
-            if first == "-" && rest.is_empty() {
+            if *first == "-" && rest.is_empty() {
                 items.push(Node::from_json(value));
             } else if let Some(child) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
                 apply_add(child, rest, value);
