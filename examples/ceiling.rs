@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// The same allocator as the hookguard binary, so the ceiling measures the same stack.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: hookguard::alloc::Allocator = hookguard::alloc::Allocator;
 
 const ALLOWED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"9674415a-c099-41d3-b2d4-51bc1758b54a","allowed":true}}"#;
 

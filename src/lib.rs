@@ -5,6 +5,7 @@
 //! the edges (`server`, `certs`, `cli`).
 
 pub mod admission;
+pub mod alloc;
 pub mod certs;
 pub mod certs_cluster;
 pub mod cli;

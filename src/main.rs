@@ -2,9 +2,10 @@ use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: a review makes ~80 small allocations, and glibc's
 /// malloc/free pair cost ~240 instructions each (a sixth of a request's CPU under load);
-/// mimalloc's thread-local free lists cost a fraction of that. See docs/performance.md.
+/// mimalloc's thread-local free lists cost a fraction of that. See docs/performance.md and
+/// `hookguard::alloc`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: hookguard::alloc::Allocator = hookguard::alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
     // One crypto provider for every rustls user in the process (server, kube client).
