@@ -6,6 +6,9 @@
 
 use super::{Policy, PolicyError};
 use serde::Serialize;
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -93,9 +96,25 @@ type Derive<T> = Box<dyn Fn(&Arc<ActivePolicy>) -> T + Send + Sync>;
 /// `AdmissionConfig`), so requests pay nothing for the derivation.
 pub struct PolicyStore<T> {
     snapshot: RwLock<Snapshot<T>>,
+    /// Tells stores apart in the per-thread snapshot cache (`with_current`); never reused.
+    id: u64,
+    /// Bumped after each swap of `snapshot`, so per-thread copies know they are stale.
+    generation: AtomicU64,
     counters: Mutex<Counters>,
     derive: Derive<T>,
 }
+
+/// A thread's copy of a store's derived value: (store id, generation, the value).
+type CachedSnapshot = (u64, u64, Arc<dyn Any + Send + Sync>);
+
+thread_local! {
+    /// `with_current`'s per-thread copies. A few entries: one store serves a process, more
+    /// exist only in tests.
+    static SNAPSHOTS: RefCell<Vec<CachedSnapshot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Entries kept in each thread's `SNAPSHOTS`.
+const CACHED_SNAPSHOTS: usize = 4;
 
 /// What a reload attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +136,11 @@ impl<T> PolicyStore<T> {
     ) -> Self {
         let policy = Arc::new(initial);
         let derived = Arc::new(derive(&policy));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         PolicyStore {
             snapshot: RwLock::new(Snapshot { policy, derived }),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             counters: Mutex::new(Counters::default()),
             derive: Box::new(derive),
         }
@@ -132,6 +154,53 @@ impl<T> PolicyStore<T> {
             .unwrap_or_else(PoisonError::into_inner)
             .derived
             .clone()
+    }
+
+    /// Runs `f` on the derived value of the active policy, as `current()` would give it, but
+    /// from this thread's copy while no reload happened since it was taken. `current()` takes
+    /// a read lock and clones an `Arc`: four atomic writes per request to cache lines every
+    /// worker thread writes too. Here a request only reads the generation, which changes
+    /// once per reload. A reload is seen by the next call after it on every thread.
+    pub fn with_current<R>(&self, f: impl FnOnce(&T) -> R) -> R
+    where
+        T: Send + Sync + 'static,
+    {
+        // Read before the snapshot is taken: the copy is then at least this new.
+        let generation = self.generation.load(Ordering::Acquire);
+        SNAPSHOTS.with(|cell| {
+            // Nested in another call's `f` (not done today), the list is in use: go direct.
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return f(&self.current());
+            };
+            let i = match cache.iter().position(|(id, ..)| *id == self.id) {
+                Some(i) if cache[i].1 == generation => i,
+                found => {
+                    let entry = (
+                        self.id,
+                        generation,
+                        self.current() as Arc<dyn Any + Send + Sync>,
+                    );
+                    match found {
+                        Some(i) => {
+                            cache[i] = entry;
+                            i
+                        }
+                        None => {
+                            if cache.len() >= CACHED_SNAPSHOTS {
+                                cache.remove(0);
+                            }
+                            cache.push(entry);
+                            cache.len() - 1
+                        }
+                    }
+                }
+            };
+            match cache[i].2.downcast_ref::<T>() {
+                Some(value) => f(value),
+                // Unreachable: an id belongs to one store, of one `T`.
+                None => f(&self.current()),
+            }
+        })
     }
 
     pub fn policy(&self) -> Arc<ActivePolicy> {
@@ -172,6 +241,7 @@ impl<T> PolicyStore<T> {
                     .snapshot
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Snapshot { policy, derived };
+                self.generation.fetch_add(1, Ordering::Release);
                 let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
                 c.ok += 1;
                 c.last_error = None;

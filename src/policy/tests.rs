@@ -573,6 +573,38 @@ fn response(out: &crate::admission::Outcome) -> Value {
 }
 
 #[test]
+fn a_threads_copy_of_the_policy_follows_every_reload() {
+    let mode = |s: &PolicyStore<AdmissionConfig>| s.with_current(|c| c.policy.policy.mode);
+    let (s, other) = (store(), store());
+    let default = mode(&s);
+    assert_eq!(mode(&other), default);
+    for (i, text) in ["mode: audit\n", "mode: warn\n", "mode: audit\n"]
+        .iter()
+        .enumerate()
+    {
+        s.offer(Ok(text.as_bytes().to_vec()), "p");
+        let want = s.current().policy.policy.mode;
+        assert_ne!(want, default, "{i}");
+        // On this thread, which holds a copy from before the reload, and on a new one.
+        assert_eq!(mode(&s), want, "{i}");
+        std::thread::scope(|t| assert_eq!(t.spawn(|| mode(&s)).join().unwrap(), want));
+        // A store's reload is not another's.
+        assert_eq!(mode(&other), default, "{i}");
+    }
+    // More stores than a thread keeps copies of: each still answers with its own policy.
+    let many: Vec<_> = (0..6).map(|_| store()).collect();
+    many[3].offer(Ok(b"mode: warn\n".to_vec()), "p");
+    for _ in 0..2 {
+        for (i, m) in many.iter().enumerate() {
+            let want = if i == 3 { Mode::Warn } else { default };
+            assert_eq!(mode(m), want, "{i}");
+        }
+    }
+    // Nested use of the copies falls back to the store itself.
+    assert_eq!(s.with_current(|_| mode(&other)), default);
+}
+
+#[test]
 fn reload_under_concurrent_requests_never_mixes_two_policies() {
     // Policy A denies both rules; policy B warns on one and turns the other off. A request
     // that saw half of each would deny one and warn the other, or warn with A's hash.
@@ -603,8 +635,8 @@ fn reload_under_concurrent_requests_never_mixes_two_policies() {
                     let mut n = 0;
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) || n < 50 {
                         n += 1;
-                        let config = s.current();
-                        let out = review(Webhook::Validate, &body, &config);
+                        // The server's way to the policy: this thread's copy, while current.
+                        let out = s.with_current(|config| review(Webhook::Validate, &body, config));
                         let v = response(&out);
                         let d = &out.decision;
                         if v["allowed"] == false {

@@ -12,10 +12,9 @@ use crate::admission::Webhook;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The apiserver's default webhook timeout, used when a request carries no `?timeout=`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,20 +22,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for `--max-concurrent-requests`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
+/// The largest `--max-concurrent-requests` honoured (larger values are taken as this).
+pub const MAX_CONCURRENT: usize = 1 << 30;
 
 #[derive(Clone, Debug)]
 pub struct LimitState {
-    pub permits: Arc<Semaphore>,
     pub max_concurrent: usize,
+    /// Its `in_flight` gauge is also the count the limit is checked against: one atomic per
+    /// request each way. (A tokio `Semaphore` took a mutex on every release, and the gauge
+    /// was a second atomic, all written by every worker thread.)
     pub metrics: AdmissionMetrics,
 }
 
 impl LimitState {
     pub fn new(max_concurrent: usize, metrics: AdmissionMetrics) -> Self {
-        let max_concurrent = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
+        let max_concurrent = max_concurrent.clamp(1, MAX_CONCURRENT);
         metrics.set_concurrency_limit(max_concurrent);
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
             metrics,
         }
@@ -110,10 +112,9 @@ fn unavailable(message: String) -> Response {
         .into_response()
 }
 
-/// A request let in under the concurrency limit: holds its permit and counts as in flight
-/// until dropped, however the request ends.
+/// A request let in under the concurrency limit: counts as in flight (and so against the
+/// limit) until dropped, however the request ends.
 pub struct Admitted<'a> {
-    _permit: SemaphorePermit<'a>,
     metrics: &'a AdmissionMetrics,
 }
 
@@ -140,7 +141,12 @@ impl LimitState {
     /// Lets the request in, or answers 503 at once when `max_concurrent` are in flight
     /// (queueing would only make the apiserver's timeout the answer).
     pub fn admit(&self, webhook: Webhook) -> Result<Admitted<'_>, Saturated> {
-        let Ok(permit) = self.permits.try_acquire() else {
+        let limit = i64::try_from(self.max_concurrent).unwrap_or(i64::MAX);
+        let in_flight = self.metrics.in_flight().inner();
+        let taken = in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        });
+        if taken.is_err() {
             self.metrics.reject(webhook, RejectReason::saturated);
             tracing::warn!(
                 webhook = webhook.as_str(),
@@ -148,10 +154,8 @@ impl LimitState {
                 "concurrency limit reached; answering 503"
             );
             return Err(Saturated(self.max_concurrent));
-        };
-        self.metrics.in_flight().inc();
+        }
         Ok(Admitted {
-            _permit: permit,
             metrics: &self.metrics,
         })
     }
@@ -198,6 +202,50 @@ impl LimitState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admits_up_to_the_limit_and_counts_in_flight_exactly() {
+        let metrics =
+            AdmissionMetrics::register(&mut prometheus_client::registry::Registry::default());
+        let limits = LimitState::new(2, metrics.clone());
+        let in_flight = || metrics.in_flight().get();
+        let a = limits.admit(Webhook::Validate).expect("first");
+        let b = limits.admit(Webhook::Mutate).expect("second");
+        assert_eq!(in_flight(), 2);
+        for _ in 0..3 {
+            let refused = limits
+                .admit(Webhook::Validate)
+                .err()
+                .expect("over the limit");
+            assert_eq!(refused.0, 2);
+            // A refused request is never counted, not even for a moment after.
+            assert_eq!(in_flight(), 2);
+        }
+        drop(a);
+        assert_eq!(in_flight(), 1);
+        let c = limits
+            .admit(Webhook::Validate)
+            .expect("a place is free again");
+        drop((b, c));
+        assert_eq!(in_flight(), 0);
+        // Many threads at once never get more than the limit in.
+        let limits = LimitState::new(3, metrics.clone());
+        let most = std::sync::atomic::AtomicI64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2000 {
+                        if let Ok(admitted) = limits.admit(Webhook::Validate) {
+                            most.fetch_max(in_flight(), Ordering::Relaxed);
+                            drop(admitted);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::Relaxed) <= 3);
+        assert_eq!(in_flight(), 0);
+    }
 
     #[test]
     fn go_durations() {

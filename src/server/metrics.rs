@@ -5,12 +5,12 @@
 //! the handlers, the certificate resolver, the policy reloader. The admin server only needs
 //! the registry to encode it.
 
+use super::sharded::{ShardedCounter, ShardedHistogram};
 use crate::admission::{self, Webhook};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,9 +108,10 @@ pub struct AdmissionFamilies {
     /// Tells instances apart in the per-thread series cache (`SERIES`): tests create several,
     /// and an id, unlike an address, is never reused by a later instance.
     id: u64,
-    requests: Family<RequestLabels, Counter>,
+    /// Sharded per thread: counted on every request (see `sharded`).
+    requests: Family<RequestLabels, ShardedCounter>,
     rule_hits: Family<RuleLabels, Counter>,
-    latency: Family<LatencyLabels, Histogram>,
+    latency: Family<LatencyLabels, ShardedHistogram>,
     rejected: Family<RejectLabels, Counter>,
     in_flight: Gauge,
     concurrency_limit: Gauge,
@@ -130,7 +131,7 @@ impl AdmissionMetrics {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             requests: Family::default(),
             rule_hits: Family::default(),
-            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            latency: Family::new_with_constructor(|| ShardedHistogram::new(&LATENCY_BUCKETS)),
             rejected: Family::default(),
             in_flight: Gauge::default(),
             concurrency_limit: Gauge::default(),
@@ -210,7 +211,7 @@ impl AdmissionMetrics {
         SERIES.with_borrow_mut(|cache| {
             let series = self.series(cache, &key);
             series.requests.inc();
-            series.latency.observe(latency.as_secs_f64());
+            series.latency.observe(latency);
         });
     }
 
@@ -265,8 +266,8 @@ thread_local! {
     /// Series handles per thread, most recent last. Finding a request's counter and histogram in
     /// their families hashes the labels (SipHash) and takes a read lock, twice, and needs the
     /// `kind` label as an owned `String`: ~1 600 instructions per request. A request's series
-    /// are almost always among the few a thread has seen lately, and the handles (`Counter`,
-    /// `Histogram`) are clones sharing the family's series, so counting through them shows in
+    /// are almost always among the few a thread has seen lately, and the handles
+    /// (`ShardedCounter`, `ShardedHistogram`) are clones sharing the family's series, so counting through them shows in
     /// /metrics exactly as through the family. (No admission family is ever `clear`ed, which
     /// would detach cached handles from the families.)
     static SERIES: RefCell<Vec<CachedSeries>> = const { RefCell::new(Vec::new()) };
@@ -292,8 +293,8 @@ struct CachedSeries {
     kind: String,
     decision: &'static str,
     dry_run: bool,
-    requests: Counter,
-    latency: Histogram,
+    requests: ShardedCounter,
+    latency: ShardedHistogram,
 }
 
 impl CachedSeries {
@@ -516,7 +517,7 @@ mod tests {
                 webhook: webhook.as_str(),
                 decision,
             })
-            .observe(latency.as_secs_f64());
+            .observe(latency);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 pub mod readiness;
 pub mod run;
+mod sharded;
 pub mod tls;
 
 use crate::admission::{self, AdmissionConfig, Webhook};
@@ -68,8 +69,8 @@ impl AppState {
 /// The admission routes, for the TLS server and for in-process tests.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        // The limits apply on these two routes only (in `handle`): 404s and 405s take no
-        // permit.
+        // The limits apply on these two routes only (in `handle`): 404s and 405s do not
+        // count against the concurrency limit.
         .route("/validate", post(|s, r| handle(Webhook::Validate, s, r)))
         .route("/mutate", post(|s, r| handle(Webhook::Mutate, s, r)))
         .fallback(|| async {
@@ -150,8 +151,9 @@ async fn handle(webhook: Webhook, State(state): State<AppState>, mut req: Reques
         }
         Err(too_late) => return too_late,
     };
-    let config = state.admission.current();
-    let outcome = admission::review(webhook, &body, &config);
+    let outcome = state
+        .admission
+        .with_current(|config| admission::review(webhook, &body, config));
     let latency = arrival.elapsed();
     state.metrics.observe(webhook, &outcome.decision, latency);
     decision_log::log_decision(webhook, &outcome.decision, latency);
