@@ -3,10 +3,11 @@
 //!
 //! Why not `mimalloc::MiMalloc` as it is: it passes every Rust allocation to
 //! `mi_malloc_aligned`, and mimalloc 3's aligned entry only takes its fast path for blocks of
-//! at most 1 KiB; a larger block whose size is not a power of two (a 2 KiB request body, a
-//! response, a log batch) goes through its over-allocating fallback even at alignment 1.
-//! Under `make load-instructions` that made allocation ~60 instructions per call for hookguard's
-//! 53 allocations per request. Every mimalloc block is at least word-aligned (block sizes are
+//! at most 1 KiB whose free-list head happens to be aligned; a larger block whose size is not a
+//! power of two (a 2 KiB request body, a log batch) always goes through its over-allocating
+//! fallback and the generic allocation path, even at alignment 1. Under `make
+//! load-instructions` allocation cost ~60 instructions per call that way, ~33 this way, for
+//! hookguard's 53 allocations per request (docs/performance.md, eighth session). Every mimalloc block is at least word-aligned (block sizes are
 //! whole words, and pages start 16-byte aligned), which is also the bound mimalloc's own
 //! `mi_realloc_aligned` uses to fall back to plain `mi_realloc`; above it, the aligned entry
 //! points are used as before.
