@@ -267,8 +267,8 @@ thread_local! {
     /// their families hashes the labels (SipHash) and takes a read lock, twice, and needs the
     /// `kind` label as an owned `String`: ~1 600 instructions per request. A request's series
     /// are almost always among the few a thread has seen lately, and the handles
-    /// (`ShardedCounter`, `ShardedHistogram`) are clones sharing the family's series, so counting through them shows in
-    /// /metrics exactly as through the family. (No admission family is ever `clear`ed, which
+    /// (`ShardedCounter`, `ShardedHistogram`) are clones sharing the family's series, so
+    /// counting through them shows in /metrics exactly as through the family. (No admission family is ever `clear`ed, which
     /// would detach cached handles from the families.)
     static SERIES: RefCell<Vec<CachedSeries>> = const { RefCell::new(Vec::new()) };
 }

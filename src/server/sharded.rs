@@ -61,12 +61,17 @@ impl EncodeMetric for ShardedCounter {
 /// Upper bounds of the buckets, in seconds (finite, ascending); `+Inf` is added after them.
 type Bounds = &'static [f64];
 
+/// Buckets a histogram can have, `+Inf` included: inline in each shard, so that a shard's
+/// counts are on its own cache lines (boxed slices allocated one after the other would share
+/// lines between shards).
+const MAX_BUCKETS: usize = 24;
+
 #[derive(Debug)]
 struct HistogramShard {
     /// Sum of the observations in nanoseconds: whole numbers add with one atomic instruction.
     sum_nanos: AtomicU64,
-    /// Observations per bucket (not cumulative); the last one is `+Inf`.
-    buckets: Box<[AtomicU64]>,
+    /// Observations per bucket (not cumulative): one per bound, then `+Inf`; the rest unused.
+    buckets: [AtomicU64; MAX_BUCKETS],
 }
 
 /// A histogram of durations (`Histogram` on /metrics, same buckets and encoding).
@@ -75,29 +80,31 @@ pub struct ShardedHistogram {
     bounds: Bounds,
     /// The bounds in nanoseconds, for the comparison per observation.
     bounds_nanos: Arc<[u64]>,
-    shards: Arc<[Padded<HistogramShard>]>,
+    shards: Arc<[Padded<HistogramShard>; SHARDS]>,
 }
 
 impl ShardedHistogram {
+    /// Panics unless `bounds` are finite, ascending and fewer than `MAX_BUCKETS`: they are
+    /// constants of this crate.
     pub fn new(bounds: Bounds) -> Self {
-        debug_assert!(
-            bounds.windows(2).all(|w| w[0] < w[1]) && bounds.iter().all(|b| b.is_finite())
+        assert!(
+            bounds.len() < MAX_BUCKETS
+                && bounds.windows(2).all(|w| w[0] < w[1])
+                && bounds.iter().all(|b| b.is_finite()),
+            "histogram bounds {bounds:?}"
         );
-        let shards = (0..SHARDS)
-            .map(|_| {
-                Padded(HistogramShard {
-                    sum_nanos: AtomicU64::new(0),
-                    buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-                })
-            })
-            .collect();
         ShardedHistogram {
             bounds,
             // An observation goes in the first bucket whose bound it does not exceed, as in
             // the library; the bounds are whole nanoseconds, which `b * 1e9` may miss by a
             // rounding error either way.
             bounds_nanos: bounds.iter().map(|b| (b * 1e9).round() as u64).collect(),
-            shards,
+            shards: Arc::new(std::array::from_fn(|_| {
+                Padded(HistogramShard {
+                    sum_nanos: AtomicU64::new(0),
+                    buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+            })),
         }
     }
 
@@ -108,7 +115,7 @@ impl ShardedHistogram {
             .iter()
             .position(|&b| nanos <= b)
             .unwrap_or(self.bounds_nanos.len());
-        let shard = &self.shards[shard() % self.shards.len()].0;
+        let shard = &self.shards[shard()].0;
         shard.sum_nanos.fetch_add(nanos, Relaxed);
         shard.buckets[bucket].fetch_add(1, Relaxed);
     }
