@@ -147,7 +147,7 @@ async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
         if has_condition(&job, condition) {
             return;
         }
-        mark(jobs, name, condition).await;
+        let _ = support::mark_outcome(jobs, name, condition).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     panic!("job {name} could not be marked {condition}");
@@ -231,7 +231,7 @@ async fn settle(
                         && job.status.as_ref().is_some_and(|s| s.start_time.is_some())
                         && !has_condition(job, condition)
                     {
-                        mark(jobs, &job.name_any(), condition).await;
+                        let _ = support::mark_outcome(jobs, &job.name_any(), condition).await;
                         reasserted += 1;
                     }
                 }
@@ -275,23 +275,6 @@ fn has_condition(job: &Job, condition: &str) -> bool {
         .iter()
         .flat_map(|s| s.conditions.iter().flatten())
         .any(|c| c.type_ == condition && c.status == "True")
-}
-
-/// Writes the outcome the job controller would write for a finished pod.
-async fn mark(jobs: &Api<Job>, name: &str, condition: &str) {
-    let now = support::now_rfc3339();
-    let mut patch = json!({"status": {"conditions": [{
-        "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
-        "reason": "E2E", "message": "set by the fault test"}]}});
-    if condition == "Complete" {
-        patch["status"]["completionTime"] = json!(now);
-        patch["status"]["succeeded"] = json!(1);
-    } else {
-        patch["status"]["failed"] = json!(1);
-    }
-    let _ = jobs
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await;
 }
 
 /// The conflicting writer's removal of its own finalizer, guarded like hookguard's.

@@ -68,7 +68,7 @@ async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
             if job.status.as_ref().is_none_or(|s| s.start_time.is_none()) {
                 return Err("the job controller has not synced the job yet".into());
             }
-            mark_outcome(jobs, name, condition).await?;
+            support::mark_outcome(jobs, name, condition).await?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             match jobs.get_opt(name).await {
                 Ok(Some(j)) if has_outcome(&j, condition) => Ok(()),
@@ -81,24 +81,6 @@ async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
         },
     )
     .await;
-}
-
-/// Writes the `condition` (`Complete` or `Failed`) a finished pod would have given the Job.
-async fn mark_outcome(jobs: &Api<Job>, name: &str, condition: &str) -> Result<(), String> {
-    let now = support::now_rfc3339();
-    let mut patch = json!({"status": {"conditions": [{
-    "type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
-    "reason": "E2E", "message": "set by the e2e test"}]}});
-    if condition == "Complete" {
-        patch["status"]["completionTime"] = json!(now);
-        patch["status"]["succeeded"] = json!(1);
-    } else {
-        patch["status"]["failed"] = json!(1);
-    }
-    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(drop)
-        .map_err(|e| format!("cannot set status {condition}: {e}"))
 }
 
 fn has_outcome(job: &Job, condition: &str) -> bool {
@@ -120,7 +102,7 @@ fn has_outcome(job: &Job, condition: &str) -> bool {
 async fn finished_job_gone(jobs: &Api<Job>, name: &str, condition: &str) -> Result<(), String> {
     match jobs.get_opt(name).await {
         Ok(Some(j)) if j.metadata.deletion_timestamp.is_none() && !has_outcome(&j, condition) => {
-            mark_outcome(jobs, name, condition).await?;
+            support::mark_outcome(jobs, name, condition).await?;
             Err(format!(
                 "job {name} still exists: the job controller reverted its outcome; written again"
             ))
