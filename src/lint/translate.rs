@@ -622,8 +622,6 @@ fn reemit(root: &Node, patches: &[(Vec<String>, &Node, Vec<MetadataAdd>)]) -> Ed
     }
 }
 
-/// RFC 6902 `add` on the ordered tree: set a mapping key (replacing its value) or append to a
-/// list with `-`. The webhook's patches use nothing else.
 /// `add`'s path from the document's root: the object's place in it (`prefix`, empty or
 /// `items`, index), then the path within the object.
 fn full_path<'a>(prefix: &'a [String], add: &'a MetadataAdd) -> impl Iterator<Item = &'a str> {
@@ -633,6 +631,8 @@ fn full_path<'a>(prefix: &'a [String], add: &'a MetadataAdd) -> impl Iterator<It
         .chain(add.path().iter().copied())
 }
 
+/// RFC 6902 `add` on the ordered tree: set a mapping key (replacing its value) or append to a
+/// list with `-`. The webhook's patches use nothing else.
 fn apply_add(node: &mut Node, path: &[&str], value: &serde_json::Value) {
     let Some((first, rest)) = path.split_first() else {
         *node = Node::from_json(value);
