@@ -172,27 +172,20 @@ impl<T> PolicyStore<T> {
             let Ok(mut cache) = cell.try_borrow_mut() else {
                 return f(&self.current());
             };
+            let fresh = || -> CachedSnapshot { (self.id, generation, self.current()) };
             let i = match cache.iter().position(|(id, ..)| *id == self.id) {
-                Some(i) if cache[i].1 == generation => i,
-                found => {
-                    let entry = (
-                        self.id,
-                        generation,
-                        self.current() as Arc<dyn Any + Send + Sync>,
-                    );
-                    match found {
-                        Some(i) => {
-                            cache[i] = entry;
-                            i
-                        }
-                        None => {
-                            if cache.len() >= CACHED_SNAPSHOTS {
-                                cache.remove(0);
-                            }
-                            cache.push(entry);
-                            cache.len() - 1
-                        }
+                Some(i) => {
+                    if cache[i].1 != generation {
+                        cache[i] = fresh();
                     }
+                    i
+                }
+                None => {
+                    if cache.len() >= CACHED_SNAPSHOTS {
+                        cache.remove(0);
+                    }
+                    cache.push(fresh());
+                    cache.len() - 1
                 }
             };
             match cache[i].2.downcast_ref::<T>() {
