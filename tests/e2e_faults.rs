@@ -144,7 +144,7 @@ async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        if has_condition(&job, condition) {
+        if support::has_condition(&job, condition) {
             return;
         }
         let _ = support::mark_outcome(jobs, name, condition).await;
@@ -229,7 +229,7 @@ async fn settle(
                     };
                     if job.metadata.deletion_timestamp.is_none()
                         && job.status.as_ref().is_some_and(|s| s.start_time.is_some())
-                        && !has_condition(job, condition)
+                        && !support::has_condition(job, condition)
                     {
                         let _ = support::mark_outcome(jobs, &job.name_any(), condition).await;
                         reasserted += 1;
@@ -268,13 +268,6 @@ async fn settle(
             .map(|n| (*n).clone())
             .collect(),
     }
-}
-
-fn has_condition(job: &Job, condition: &str) -> bool {
-    job.status
-        .iter()
-        .flat_map(|s| s.conditions.iter().flatten())
-        .any(|c| c.type_ == condition && c.status == "True")
 }
 
 /// The conflicting writer's removal of its own finalizer, guarded like hookguard's.

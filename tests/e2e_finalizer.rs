@@ -71,7 +71,7 @@ async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
             support::mark_outcome(jobs, name, condition).await?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             match jobs.get_opt(name).await {
-                Ok(Some(j)) if has_outcome(&j, condition) => Ok(()),
+                Ok(Some(j)) if support::has_condition(&j, condition) => Ok(()),
                 // Deleted meanwhile by the sidecar (short graces): it was finished.
                 Ok(None) => Ok(()),
                 Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Ok(()),
@@ -83,16 +83,6 @@ async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
     .await;
 }
 
-fn has_outcome(job: &Job, condition: &str) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == condition && c.status == "True")
-        })
-}
-
 /// `job_gone` for a hook `finish_job` finished. The 1.20 job controller writes the whole status
 /// from its informer cache on every sync; a sync from a cache that had not yet seen the test's
 /// patch puts the Job back to running, even after `finish_job` saw the outcome stick (seen:
@@ -101,7 +91,10 @@ fn has_outcome(job: &Job, condition: &str) -> bool {
 /// the fault tests do (docs/reliability.md).
 async fn finished_job_gone(jobs: &Api<Job>, name: &str, condition: &str) -> Result<(), String> {
     match jobs.get_opt(name).await {
-        Ok(Some(j)) if j.metadata.deletion_timestamp.is_none() && !has_outcome(&j, condition) => {
+        Ok(Some(j))
+            if j.metadata.deletion_timestamp.is_none()
+                && !support::has_condition(&j, condition) =>
+        {
             support::mark_outcome(jobs, name, condition).await?;
             Err(format!(
                 "job {name} still exists: the job controller reverted its outcome; written again"

@@ -173,6 +173,14 @@ pub async fn mark_outcome(
     .map_err(|e| format!("cannot set status {condition}: {e}"))
 }
 
+/// The Job has the `condition` (`Complete` or `Failed`) set to `True`.
+pub fn has_condition(job: &k8s_openapi::api::batch::v1::Job, condition: &str) -> bool {
+    job.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| c.type_ == condition && c.status == "True")
+}
+
 /// Now, as Kubernetes writes times (RFC 3339, whole seconds).
 pub fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now()
