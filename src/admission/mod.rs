@@ -17,7 +17,9 @@ pub use review::{Operation, ReviewError, WireObject};
 use crate::hooks::HookModel;
 use crate::mutation::{self, MutationSettings, Stage};
 use crate::policy::namespaces::NamespaceLabels;
-use crate::policy::{self, ActivePolicy, Effect, Labels, Mode, NamespaceRef, PolicyStore};
+use crate::policy::{
+    self, ActivePolicy, Effect, Labels, Mode, NamespaceRef, PolicyStore, ShortHash,
+};
 use crate::rules::{self, Action, Finding, RuleId};
 use review::{Request, Response, Status};
 use std::collections::BTreeMap;
@@ -112,7 +114,7 @@ pub struct Decision {
     /// The mode in force for the request's namespace (validate only).
     pub mode: Option<Mode>,
     /// The first 12 hex digits of the active policy's sha256.
-    pub policy_hash: String,
+    pub policy_hash: ShortHash,
     pub patched: bool,
     pub path: Option<Path>,
     /// For an unreadable review: why.
@@ -170,7 +172,7 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
         user: std::mem::take(&mut req.user),
         dry_run: req.dry_run,
         allowed: true,
-        policy_hash: config.policy.short_hash().to_owned(),
+        policy_hash: config.policy.short_hash(),
         ..Decision::default()
     };
     let mut response = Response {

@@ -17,7 +17,7 @@ pub mod watch;
 
 pub use duration::HumanDuration;
 pub use resolve::{verdict, Effect, Hit, Labels, NamespaceRef, Resolved, Verdict};
-pub use store::{ActivePolicy, PolicyStatus, PolicyStore};
+pub use store::{ActivePolicy, PolicyStatus, PolicyStore, ShortHash};
 
 use crate::mutation::{KindRef, MutationSettings};
 use crate::rules::{Action, RuleId};

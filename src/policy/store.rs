@@ -50,8 +50,47 @@ impl ActivePolicy {
     }
 
     /// The first 12 hex digits of the hash, for log lines.
-    pub fn short_hash(&self) -> &str {
-        &self.hash[..12.min(self.hash.len())]
+    pub fn short_hash(&self) -> ShortHash {
+        ShortHash::from(self.hash.as_str())
+    }
+}
+
+/// Up to the first 12 bytes of a policy hash (whole characters), as log lines show it. Held
+/// inline because every request's decision carries one: as a `String` it was an allocation
+/// and a free per request.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShortHash {
+    bytes: [u8; ShortHash::LEN],
+    len: u8,
+}
+
+impl ShortHash {
+    const LEN: usize = 12;
+
+    pub fn as_str(&self) -> &str {
+        // Always a whole-character prefix of a `str` (see `from`), so this never fails.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl From<&str> for ShortHash {
+    fn from(hash: &str) -> Self {
+        let mut len = hash.len().min(Self::LEN);
+        while !hash.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; Self::LEN];
+        bytes[..len].copy_from_slice(&hash.as_bytes()[..len]);
+        ShortHash {
+            bytes,
+            len: len as u8,
+        }
+    }
+}
+
+impl std::fmt::Debug for ShortHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

@@ -647,7 +647,7 @@ fn reload_under_concurrent_requests_never_mixes_two_policies() {
                                 "{msg}"
                             );
                             assert!(v.get("warnings").is_none(), "{v}");
-                            assert_eq!(d.policy_hash, hash_a);
+                            assert_eq!(d.policy_hash.as_str(), hash_a);
                             seen.insert('A');
                         } else {
                             let w = v["warnings"].as_array().expect("warnings");
@@ -656,7 +656,7 @@ fn reload_under_concurrent_requests_never_mixes_two_policies() {
                                 .as_str()
                                 .unwrap_or("")
                                 .starts_with("[unknown-hook-type]"));
-                            assert_eq!(d.policy_hash, hash_b);
+                            assert_eq!(d.policy_hash.as_str(), hash_b);
                             seen.insert('B');
                         }
                     }
@@ -967,4 +967,20 @@ fn readme_example_policy_and_worked_example() {
         "unknown-delete-policy=deny,job-ttl-race=deny"
     );
     assert_eq!(d.verdict(), "audited");
+}
+
+#[test]
+fn short_hash_is_the_first_twelve_bytes_in_whole_characters() {
+    let policy = ActivePolicy::defaults();
+    assert_eq!(policy.short_hash().as_str(), &policy.hash[..12]);
+    assert_eq!(
+        format!("{:?}", policy.short_hash()),
+        format!("{:?}", &policy.hash[..12])
+    );
+    assert_eq!(ShortHash::from("0123456789abcdef").as_str(), "0123456789ab");
+    assert_eq!(ShortHash::from("abc").as_str(), "abc");
+    assert_eq!(ShortHash::from("").as_str(), "");
+    // 'é' is two bytes: the one that would straddle byte 12 is left out, not cut.
+    assert_eq!(ShortHash::from("0123456789aé").as_str(), "0123456789a");
+    assert_eq!(ShortHash::from("0123456789é").as_str(), "0123456789é");
 }

@@ -90,7 +90,7 @@ fn fields<'a>(webhook: Webhook, d: &'a Decision, latency: Duration) -> [(Name, V
         (name!("rules"), Fired(d)),
         (name!("mode"), Str(d.mode.map(|m| m.as_str()).unwrap_or(""))),
         (name!("would_deny"), WouldDeny(d)),
-        (name!("policy"), Str(&d.policy_hash)),
+        (name!("policy"), Str(d.policy_hash.as_str())),
         (name!("patched"), Bool(d.patched)),
         (name!("error"), Str(d.error.as_deref().unwrap_or(""))),
         (

@@ -66,7 +66,9 @@ impl AppState {
     }
 }
 
-/// The admission routes, for the TLS server and for in-process tests.
+/// The admission routes, for the TLS server and for in-process tests. The state is shared
+/// behind one `Arc`: axum clones a route's state for every request, and each clone of
+/// `AppState` itself is three reference counts, written by every worker thread.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         // The limits apply on these two routes only (in `handle`): 404s and 405s do not
@@ -80,7 +82,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -110,7 +112,11 @@ fn is_json_type(value: &[u8]) -> bool {
         .eq_ignore_ascii_case(b"application/json")
 }
 
-async fn handle(webhook: Webhook, State(state): State<AppState>, mut req: Request) -> Response {
+async fn handle(
+    webhook: Webhook,
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+) -> Response {
     let arrival = Instant::now();
     let _admitted = match state.limits.admit(webhook) {
         Ok(admitted) => admitted,
