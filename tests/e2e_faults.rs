@@ -124,33 +124,10 @@ fn job_manifest(name: &str, policy: &str, managed: bool) -> Value {
     })
 }
 
-/// Marks a Job finished through the status subresource once the job controller has synced
-/// it (it rewrites the status on its first sync). Best effort: a hook deleted meanwhile is
-/// fine.
+/// Marks a Job finished; with a long timeout, as the apiserver may be restarting
+/// (faults/apiserver.rs).
 async fn finish(jobs: &Api<Job>, name: &str, condition: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        let job = match jobs.get_opt(name).await {
-            Ok(Some(job)) => job,
-            Ok(None) => return,
-            // The apiserver may be restarting (faults/apiserver.rs): try again.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
-        };
-        let status = job.status.clone().unwrap_or_default();
-        if status.start_time.is_none() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        if support::has_condition(&job, condition) {
-            return;
-        }
-        let _ = support::mark_outcome(jobs, name, condition).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    panic!("job {name} could not be marked {condition}");
+    support::finish_job(jobs, name, condition, Duration::from_secs(90)).await
 }
 
 /// Hook Jobs with a seeded plan: 80 % managed, a random delete policy and fate.

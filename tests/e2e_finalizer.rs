@@ -56,31 +56,9 @@ async fn create_job(jobs: &Api<Job>, manifest: Value) -> Job {
         .expect("create job")
 }
 
-/// Marks a Job finished through the status subresource (there is no kubelet). The 1.20 job
-/// controller rewrites the whole status on its first sync, so wait for that sync (startTime
-/// set) and check the condition stuck.
+/// The finalizer tests' hooks finish within seconds of being created.
 async fn finish_job(jobs: &Api<Job>, name: &str, condition: &str) {
-    eventually(
-        Duration::from_secs(20),
-        &format!("job {name} to be {condition}"),
-        || async {
-            let job = jobs.get(name).await.map_err(|e| e.to_string())?;
-            if job.status.as_ref().is_none_or(|s| s.start_time.is_none()) {
-                return Err("the job controller has not synced the job yet".into());
-            }
-            support::mark_outcome(jobs, name, condition).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            match jobs.get_opt(name).await {
-                Ok(Some(j)) if support::has_condition(&j, condition) => Ok(()),
-                // Deleted meanwhile by the sidecar (short graces): it was finished.
-                Ok(None) => Ok(()),
-                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Ok(()),
-                Ok(Some(_)) => Err("the job controller overwrote the status".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        },
-    )
-    .await;
+    support::finish_job(jobs, name, condition, Duration::from_secs(20)).await
 }
 
 /// `job_gone` for a hook `finish_job` finished. The 1.20 job controller writes the whole status

@@ -173,6 +173,41 @@ pub async fn mark_outcome(
     .map_err(|e| format!("cannot set status {condition}: {e}"))
 }
 
+/// Marks a Job finished (`Complete` or `Failed`) as its pod would, with `mark_outcome`, and
+/// waits until the outcome is seen to stick; panics after `timeout`. The 1.20 job controller
+/// rewrites the whole status on its first sync, so the outcome is written only after that
+/// sync (`startTime` set), and again if a sync overwrote it. A Job deleted, or being deleted,
+/// meanwhile counts as finished (the sidecar may remove a hook at once). Errors, e.g. from an
+/// apiserver that is restarting, are retried.
+pub async fn finish_job(
+    jobs: &Api<k8s_openapi::api::batch::v1::Job>,
+    name: &str,
+    condition: &str,
+    timeout: Duration,
+) {
+    eventually(
+        timeout,
+        &format!("job {name} to be {condition}"),
+        || async {
+            let job = match jobs.get_opt(name).await.map_err(|e| e.to_string())? {
+                Some(job) if job.metadata.deletion_timestamp.is_none() => job,
+                _ => return Ok(()),
+            };
+            if job.status.as_ref().is_none_or(|s| s.start_time.is_none()) {
+                return Err("the job controller has not synced the job yet".into());
+            }
+            if has_condition(&job, condition) {
+                return Ok(());
+            }
+            mark_outcome(jobs, name, condition).await?;
+            // Looked at again after a while: a sync in between may have overwritten it.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err("the outcome was written; not yet seen to stick".into())
+        },
+    )
+    .await
+}
+
 /// The Job has the `condition` (`Complete` or `Failed`) set to `True`.
 pub fn has_condition(job: &k8s_openapi::api::batch::v1::Job, condition: &str) -> bool {
     job.status
