@@ -15,5 +15,6 @@ pub mod jsonline;
 pub mod lint;
 pub mod mutation;
 pub mod policy;
+pub mod recent;
 pub mod rules;
 pub mod server;

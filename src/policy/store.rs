@@ -5,6 +5,7 @@
 //! snapshot untouched and is only counted and remembered.
 
 use super::{Policy, PolicyError};
+use crate::recent;
 use serde::Serialize;
 use std::any::Any;
 use std::cell::RefCell;
@@ -212,21 +213,16 @@ impl<T> PolicyStore<T> {
                 return f(&self.current());
             };
             let fresh = || -> CachedSnapshot { (self.id, generation, self.current()) };
-            let i = match cache.iter().position(|(id, ..)| *id == self.id) {
-                Some(i) => {
-                    if cache[i].1 != generation {
-                        cache[i] = fresh();
-                    }
-                    i
-                }
-                None => {
-                    if cache.len() >= CACHED_SNAPSHOTS {
-                        cache.remove(0);
-                    }
-                    cache.push(fresh());
-                    cache.len() - 1
-                }
-            };
+            let i = recent::find_or_add(
+                &mut cache,
+                CACHED_SNAPSHOTS,
+                |(id, ..)| *id == self.id,
+                fresh,
+            );
+            // A stale copy is refreshed in place.
+            if cache[i].1 != generation {
+                cache[i] = fresh();
+            }
             match cache[i].2.downcast_ref::<T>() {
                 Some(value) => f(value),
                 // Unreachable: an id belongs to one store, of one `T`.

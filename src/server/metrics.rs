@@ -7,6 +7,7 @@
 
 use super::sharded::{ShardedCounter, ShardedHistogram};
 use crate::admission::{self, Webhook};
+use crate::recent;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -222,10 +223,7 @@ impl AdmissionMetrics {
         cache: &'c mut Vec<CachedSeries>,
         key: &SeriesKey<'_>,
     ) -> &'c CachedSeries {
-        if let Some(i) = cache.iter().position(|c| c.matches(key)) {
-            return &cache[i];
-        }
-        let entry = CachedSeries {
+        let make = || CachedSeries {
             metrics: key.metrics,
             webhook: key.webhook,
             operation: key.operation,
@@ -244,12 +242,9 @@ impl AdmissionMetrics {
                 decision: key.decision,
             }),
         };
-        // Full: the oldest entry goes (it is the same series in the families either way).
-        if cache.len() >= CACHED_SERIES {
-            cache.remove(0);
-        }
-        cache.push(entry);
-        &cache[cache.len() - 1]
+        // When full, the oldest entry goes (it is the same series in the families either way).
+        let i = recent::find_or_add(cache, CACHED_SERIES, |c| c.matches(key), make);
+        &cache[i]
     }
 
     pub fn reject(&self, webhook: Webhook, reason: RejectReason) {
