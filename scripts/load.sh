@@ -55,18 +55,18 @@ trap cleanup EXIT
 export WRK_BODY=tests/fixtures/admission/kube-apiserver-1.20.2/2.json
 
 # hookguard as in production: info-level JSON logs (one line per decision), metrics on.
-"$BIN" --log-format json --log-level "${HG_LOG_LEVEL:-info}" serve --addr 127.0.0.1:$HG_PORT \
-  --admin-addr 127.0.0.1:$HG_ADMIN_PORT --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
+"$BIN" --log-format json --log-level "${HG_LOG_LEVEL:-info}" serve --addr "127.0.0.1:$HG_PORT" \
+  --admin-addr "127.0.0.1:$HG_ADMIN_PORT" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
   --shutdown-delay 0s >"$TMP/hookguard.log" 2>&1 &
 HG_PID=$!; PIDS+=("$HG_PID")
-"$CEIL" 127.0.0.1:$CEIL_PORT "$TMP/tls.crt" "$TMP/tls.key" &
+"$CEIL" "127.0.0.1:$CEIL_PORT" "$TMP/tls.crt" "$TMP/tls.key" &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
 if [ "$FLOOR" = 1 ]; then
-  "$CEIL" 127.0.0.1:$FLOOR_PORT "$TMP/tls.crt" "$TMP/tls.key" --check-json &
+  "$CEIL" "127.0.0.1:$FLOOR_PORT" "$TMP/tls.crt" "$TMP/tls.key" --check-json &
   FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
 fi
 
-for i in $(seq 100); do
+for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$HG_ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1
 done
 # Correctness before speed: every server answers the review over TLS.
@@ -74,9 +74,9 @@ allows() { # port
   curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binary @"$WRK_BODY" \
     "https://127.0.0.1:$1/mutate" | grep -q '"allowed":true'
 }
-allows $HG_PORT
-allows $CEIL_PORT
-[ "$FLOOR" = 1 ] && allows $FLOOR_PORT
+allows "$HG_PORT"
+allows "$CEIL_PORT"
+[ "$FLOOR" = 1 ] && allows "$FLOOR_PORT"
 
 # The server's CPU time so far (user + system), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -95,18 +95,18 @@ field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
 us() { awk -v ns="$1" 'BEGIN{printf "%.1f", ns/1000}'; }
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-run $CEIL_PORT "$CONNS" "$WARMUP" >/dev/null
-run $HG_PORT "$CONNS" "$WARMUP" >/dev/null
-[ "$FLOOR" = 1 ] && run $FLOOR_PORT "$CONNS" "$WARMUP" >/dev/null
+run "$CEIL_PORT" "$CONNS" "$WARMUP" >/dev/null
+run "$HG_PORT" "$CONNS" "$WARMUP" >/dev/null
+[ "$FLOOR" = 1 ] && run "$FLOOR_PORT" "$CONNS" "$WARMUP" >/dev/null
 # Full speed, ROUNDS times, the servers taking turns, so that each round's servers see about
 # the same host (a shared 2-core machine's speed drifts by tens of percent within minutes).
 # The table shows the round with the median hookguard/ceiling ratio.
 ROUND_LINES=()
 for r in $(seq "$ROUNDS"); do
-  C=$(run $CEIL_PORT "$CONNS" "$DURATION" $CEIL_PID)
-  H=$(run $HG_PORT "$CONNS" "$DURATION" $HG_PID)
+  C=$(run "$CEIL_PORT" "$CONNS" "$DURATION" "$CEIL_PID")
+  H=$(run "$HG_PORT" "$CONNS" "$DURATION" "$HG_PID")
   F=
-  [ "$FLOOR" = 1 ] && F=$(run $FLOOR_PORT "$CONNS" "$DURATION" $FLOOR_PID)
+  [ "$FLOOR" = 1 ] && F=$(run "$FLOOR_PORT" "$CONNS" "$DURATION" "$FLOOR_PID")
   ROUND_LINES+=("$(awk -v c="$(field rps "$C")" -v h="$(field rps "$H")" 'BEGIN{printf "%.4f", h/c}')|$C|$H|$F")
   if [ "$ROUNDS" -gt 1 ]; then
     echo "round $r: ceiling $(field rps "$C") req/s, hookguard $(field rps "$H") req/s$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s");" \
@@ -140,9 +140,13 @@ paced() { # port rate -> RESULT line like run's
     { d[NR] = $3; if ($2 != 200) bad++ }
     END { printf "RESULT rps=%d p50_us=%d p99_us=%d errors=%d\n", NR / secs, d[int(NR * 0.5) + 1], d[int(NR * 0.99) + 1], bad + failed }'
 }
-CEIL_70=$(paced $CEIL_PORT "$TARGET")
-HG_70=$(paced $HG_PORT "$TARGET")
-[ "$FLOOR" = 1 ] && FLOOR_70=$(paced $FLOOR_PORT "$TARGET")
+# The *_70 results are read by name (at70_).
+# shellcheck disable=SC2034
+CEIL_70=$(paced "$CEIL_PORT" "$TARGET")
+# shellcheck disable=SC2034
+HG_70=$(paced "$HG_PORT" "$TARGET")
+# shellcheck disable=SC2034
+[ "$FLOOR" = 1 ] && FLOOR_70=$(paced "$FLOOR_PORT" "$TARGET")
 
 HG_RPS=$(field rps "$HG_MAX")
 ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us/1000}'; }
