@@ -80,10 +80,17 @@ allows "$CEIL_PORT"
 
 # The server's CPU time so far (user + system), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The machine's CPU time so far: stolen by the hypervisor for other guests, and in all, in
+# ticks (/proc/stat). On a shared VM the steal is what makes a run slower than the last.
+host_ticks() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 run() { # port conns duration [pid] -> RESULT line, with the server's CPU per request if given
-  local before=0 result
+  local before=0 result steal0 all0 steal1 all1
   [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
+  read -r steal0 all0 < <(host_ticks)
   result=$(wrk -t"$THREADS" -c"$2" -d"$3"s -s scripts/load.lua "https://127.0.0.1:$1" | grep '^RESULT')
+  read -r steal1 all1 < <(host_ticks)
+  # Per mille of the machine's CPU time (both cores) that other guests took during the run.
+  result="$result steal_pm=$(( (steal1 - steal0) * 1000 / (all1 > all0 ? all1 - all0 : 1) ))"
   if [ -n "${4:-}" ]; then
     local ticks=$(( $(cpu_ticks "$4") - before )) hz requests
     hz=$(getconf CLK_TCK); requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$result")
@@ -93,6 +100,7 @@ run() { # port conns duration [pid] -> RESULT line, with the server's CPU per re
 }
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
 us() { awk -v ns="$1" 'BEGIN{printf "%.1f", ns/1000}'; }
+pct() { awk -v pm="$1" 'BEGIN{printf "%.1f", pm/10}'; }
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 run "$CEIL_PORT" "$CONNS" "$WARMUP" >/dev/null
@@ -110,7 +118,8 @@ for r in $(seq "$ROUNDS"); do
   ROUND_LINES+=("$(awk -v c="$(field rps "$C")" -v h="$(field rps "$H")" 'BEGIN{printf "%.4f", h/c}')|$C|$H|$F")
   if [ "$ROUNDS" -gt 1 ]; then
     echo "round $r: ceiling $(field rps "$C") req/s, hookguard $(field rps "$H") req/s$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s");" \
-      "server CPU per request: ceiling $(us "$(field cpu_ns "$C")") us, hookguard $(us "$(field cpu_ns "$H")") us$([ -n "$F" ] && echo ", floor $(us "$(field cpu_ns "$F")") us")" >&2
+      "server CPU per request: ceiling $(us "$(field cpu_ns "$C")") us, hookguard $(us "$(field cpu_ns "$H")") us$([ -n "$F" ] && echo ", floor $(us "$(field cpu_ns "$F")") us");" \
+      "machine CPU stolen by other guests: ceiling's run $(pct "$(field steal_pm "$C")") %, hookguard's $(pct "$(field steal_pm "$H")") %$([ -n "$F" ] && echo ", floor's $(pct "$(field steal_pm "$F")") %")" >&2
   fi
 done
 MEDIAN=$(printf '%s\n' "${ROUND_LINES[@]}" | sort -t'|' -k1,1n | sed -n "$(( (ROUNDS + 1) / 2 ))p")
@@ -165,6 +174,7 @@ rps_max() { max_ "$1" rps; }
 p50_max() { ms "$(max_ "$1" p50_us)"; }
 p99_max() { ms "$(max_ "$1" p99_us)"; }
 cpu_max() { us "$(max_ "$1" cpu_ns)"; }
+steal_max() { pct "$(max_ "$1" steal_pm)"; }
 rps_70() { at70_ "$1" rps; }
 p50_70() { ms "$(at70_ "$1" p50_us)"; }
 p99_70() { ms "$(at70_ "$1" p99_us)"; }
@@ -181,6 +191,7 @@ row "full speed ($CONNS conns): req/s" rps_max
 row "full speed: p50 ms" p50_max
 row "full speed: p99 ms" p99_max
 row "full speed: server CPU us/req" cpu_max
+row "full speed: CPU stolen by others %" steal_max
 row "at $TARGET req/s (70 %): req/s" rps_70
 row "at ~70 %: p50 ms" p50_70
 row "at ~70 %: p99 ms" p99_70
