@@ -463,7 +463,8 @@ proptest! {
     fn mutate_patch_applies_is_minimal_and_idempotent(g in gen()) {
         let config = AdmissionConfig::default();
         let obj = object(&g);
-        let out = review(Webhook::Mutate, &review_body(&g, &obj), &config);
+        let body = review_body(&g, &obj);
+        let out = review(Webhook::Mutate, &body, &config);
         let r = response(&out.body, Some(&g.uid))?;
         prop_assert_eq!(r["allowed"].as_bool(), Some(true), "mutate never denies: {}", r);
         let Some(patch) = patch_of(&r)? else {
@@ -480,13 +481,15 @@ proptest! {
         }
 
         // mutate(mutate(x)) adds nothing, as the same operation.
-        let again = review(Webhook::Mutate, &review_body(&g, &patched), &config);
+        let body = review_body(&g, &patched);
+        let again = review(Webhook::Mutate, &body, &config);
         let r2 = response(&again.body, Some(&g.uid))?;
         prop_assert_eq!(patch_of(&r2)?.map(|p| format!("{p:?}")), None,
             "second pass patched {}", patched);
         // ... and as an UPDATE of the patched object by a later writer.
         let later = Gen { update: true, old_variant: 0, ..g.clone() };
-        let again = review(Webhook::Mutate, &review_body(&later, &patched), &config);
+        let body = review_body(&later, &patched);
+        let again = review(Webhook::Mutate, &body, &config);
         let r3 = response(&again.body, Some(&g.uid))?;
         prop_assert_eq!(patch_of(&r3)?.map(|p| format!("{p:?}")), None,
             "update after create patched {}", patched);
@@ -495,10 +498,11 @@ proptest! {
     /// Validation never panics, echoes the uid, explains a denial and never patches.
     #[test]
     fn validate_answers_every_generated_object(g in gen()) {
-        let out = review(Webhook::Validate, &review_body(&g, &object(&g)), &AdmissionConfig::default());
+        let body = review_body(&g, &object(&g));
+        let out = review(Webhook::Validate, &body, &AdmissionConfig::default());
         let r = response(&out.body, Some(&g.uid))?;
         prop_assert!(r.get("patch").is_none());
-        prop_assert_eq!(out.decision.uid.as_str(), g.uid.as_str());
+        prop_assert_eq!(&*out.decision.uid, g.uid.as_str());
         prop_assert_eq!(out.decision.allowed, r["allowed"].as_bool().unwrap_or(true));
     }
 
@@ -933,11 +937,8 @@ fn webhook_mutated(g: &Gen, obj: &Value, managed: bool) -> Result<(Value, bool),
         old_variant: 0,
         ..g.clone()
     };
-    let out = review(
-        Webhook::Mutate,
-        &review_body(&g, obj),
-        &AdmissionConfig::default(),
-    );
+    let body = review_body(&g, obj);
+    let out = review(Webhook::Mutate, &body, &AdmissionConfig::default());
     let r = response(&out.body, Some(&g.uid))?;
     let mut patched = obj.clone();
     let patch = patch_of(&r)?;
@@ -1078,7 +1079,8 @@ proptest! {
         let active = ActivePolicy::parse(yaml.as_bytes(), "generated.yaml")
             .map_err(|e| TestCaseError::fail(format!("generated policy rejected: {e}\n{yaml}")))?;
         let config = AdmissionConfig::from_policy(std::sync::Arc::new(active.clone()));
-        let out = review(Webhook::Validate, &review_body(&g, &obj), &config);
+        let body = review_body(&g, &obj);
+        let out = review(Webhook::Validate, &body, &config);
         response(&out.body, Some(&g.uid))?;
         let mut webhook: Vec<(RuleId, bool)> = out.decision.rules.iter()
             .map(|(r, a)| (*r, *a == RuleAction::Deny))

@@ -22,6 +22,7 @@ use crate::policy::{
 };
 use crate::rules::{self, Action, Finding, RuleId};
 use review::{Request, Response, Status};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -89,20 +90,21 @@ pub enum Path {
 
 /// The outcome of one review: the body to send and what was decided.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Outcome<'a> {
     pub body: Vec<u8>,
-    pub decision: Decision,
+    pub decision: Decision<'a>,
 }
 
+/// Its strings borrow from the request's body where they can (see `Request`).
 #[derive(Debug, Clone, Default)]
-pub struct Decision {
-    pub uid: String,
+pub struct Decision<'a> {
+    pub uid: Cow<'a, str>,
     /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, or empty when the review was unreadable.
     pub operation: &'static str,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub user: String,
+    pub kind: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub user: Cow<'a, str>,
     pub dry_run: bool,
     pub allowed: bool,
     /// Rules that denied or warned, with that effect (`Deny` or `Warn`).
@@ -121,7 +123,30 @@ pub struct Decision {
     pub error: Option<String>,
 }
 
-impl Decision {
+impl Decision<'_> {
+    /// The same decision holding its own strings, to keep past the request's body.
+    pub fn into_owned(self) -> Decision<'static> {
+        let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        Decision {
+            uid: own(self.uid),
+            kind: own(self.kind),
+            namespace: own(self.namespace),
+            name: own(self.name),
+            user: own(self.user),
+            operation: self.operation,
+            dry_run: self.dry_run,
+            allowed: self.allowed,
+            rules: self.rules,
+            audited: self.audited,
+            would_deny: self.would_deny,
+            mode: self.mode,
+            policy_hash: self.policy_hash,
+            patched: self.patched,
+            path: self.path,
+            error: self.error,
+        }
+    }
+
     pub fn verdict(&self) -> &'static str {
         match (self.path, self.allowed) {
             (Some(Path::Invalid), _) => "invalid",
@@ -135,12 +160,12 @@ impl Decision {
 }
 
 /// Answers one AdmissionReview body.
-pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcome {
+pub fn review<'a>(webhook: Webhook, body: &'a [u8], config: &AdmissionConfig) -> Outcome<'a> {
     match Request::parse(body) {
         Ok(request) => decide(webhook, request, config),
         Err((uid, error)) => {
             let decision = Decision {
-                uid: uid.unwrap_or_default(),
+                uid: uid.map(Cow::Owned).unwrap_or_default(),
                 path: Some(Path::Invalid),
                 error: Some(error.to_string()),
                 ..Decision::default()
@@ -160,7 +185,7 @@ pub fn review(webhook: Webhook, body: &[u8], config: &AdmissionConfig) -> Outcom
     }
 }
 
-fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> Outcome {
+fn decide<'a>(webhook: Webhook, mut req: Request<'a>, config: &AdmissionConfig) -> Outcome<'a> {
     // The request's strings move into the decision (the log and metrics need them), and
     // the answer takes its uid from there: no copies.
     let mut decision = Decision {
@@ -179,11 +204,11 @@ fn decide(webhook: Webhook, mut req: Request<'_>, config: &AdmissionConfig) -> O
         allowed: true,
         ..Response::default()
     };
-    let finish = |decision: Decision, response: Response| Outcome {
+    let finish = |decision: Decision<'a>, response: Response| Outcome {
         body: response.encode(&decision.uid),
         decision,
     };
-    let invalid = |mut decision: Decision, mut response: Response, error: ReviewError| {
+    let invalid = |mut decision: Decision<'a>, mut response: Response, error: ReviewError| {
         decision.allowed = false;
         decision.path = Some(Path::Invalid);
         decision.error = Some(error.to_string());
@@ -291,7 +316,7 @@ fn apply_findings(
     findings: &[Finding],
     policy: &policy::Policy,
     ns: &NamespaceRef<'_>,
-    decision: &mut Decision,
+    decision: &mut Decision<'_>,
     response: &mut Response,
 ) {
     let verdict = policy::verdict(findings, policy, ns);

@@ -23,7 +23,7 @@
 use super::json::{self, ErrorKind, Reader, Value};
 use super::review::{Envelope, WireGvk, WireObject, WireRequest, WireUser};
 use crate::hooks::{
-    ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView,
+    ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView, StringMap,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -185,7 +185,7 @@ fn string<'a>(r: &mut Reader<'a>) -> json::Result<Cow<'a, str>> {
     }
 }
 
-fn wire_object(r: &mut Reader<'_>) -> json::Result<WireObject> {
+fn wire_object<'a>(r: &mut Reader<'a>) -> json::Result<WireObject<'a>> {
     let what = match r.value()? {
         Value::Object => return Ok(WireObject::Object(Box::new(hook_object(r)?))),
         Value::Null => return Ok(WireObject::Absent),
@@ -202,7 +202,7 @@ fn wire_object(r: &mut Reader<'_>) -> json::Result<WireObject> {
 
 // ---- the lenient object view ----------------------------------------------------------
 
-fn hook_object(r: &mut Reader<'_>) -> json::Result<HookObject> {
+fn hook_object<'a>(r: &mut Reader<'a>) -> json::Result<HookObject<'a>> {
     members!(r, {
         "apiVersion" => api_version = lax_string(r)?,
         "kind" => kind = lax_string(r)?,
@@ -217,7 +217,7 @@ fn hook_object(r: &mut Reader<'_>) -> json::Result<HookObject> {
     })
 }
 
-fn read_metadata(r: &mut Reader<'_>) -> json::Result<Metadata> {
+fn read_metadata<'a>(r: &mut Reader<'a>) -> json::Result<Metadata<'a>> {
     members!(r, {
         "name" => name = lax_string(r)?,
         "generateName" => generate_name = lax_string(r)?,
@@ -242,7 +242,7 @@ fn read_metadata(r: &mut Reader<'_>) -> json::Result<Metadata> {
 
 /// `SpecView` and `PodTemplateView` nest each other (`spec.template.spec`): this recursion
 /// is bounded by the reader's depth limit, two levels per round.
-fn read_spec_view(r: &mut Reader<'_>) -> json::Result<SpecView> {
+fn read_spec_view<'a>(r: &mut Reader<'a>) -> json::Result<SpecView<'a>> {
     members!(r, {
         "ttlSecondsAfterFinished" => ttl = lax_int(r)?,
         "activeDeadlineSeconds" => deadline = lax_int(r)?,
@@ -263,7 +263,7 @@ fn read_spec_view(r: &mut Reader<'_>) -> json::Result<SpecView> {
     })
 }
 
-fn read_pod_template(r: &mut Reader<'_>) -> json::Result<PodTemplateView> {
+fn read_pod_template<'a>(r: &mut Reader<'a>) -> json::Result<PodTemplateView<'a>> {
     members!(r, {
         "spec" => spec = lax_object(r, |r| read_spec_view(r).map(Box::new))?,
     });
@@ -272,7 +272,7 @@ fn read_pod_template(r: &mut Reader<'_>) -> json::Result<PodTemplateView> {
     })
 }
 
-fn read_container(r: &mut Reader<'_>) -> json::Result<ContainerView> {
+fn read_container<'a>(r: &mut Reader<'a>) -> json::Result<ContainerView<'a>> {
     members!(r, {
         "name" => name = lax_string(r)?,
         "securityContext" => security_context = lax_object(r, read_security_context_view)?,
@@ -298,9 +298,10 @@ fn read_security_context_view(r: &mut Reader<'_>) -> json::Result<SecurityContex
 
 // ---- lenient leaves (object.rs's visitors) --------------------------------------------
 
-fn lax_string(r: &mut Reader<'_>) -> json::Result<Option<String>> {
+/// The string as the reader gives it: borrowed from the body unless it had escapes.
+fn lax_string<'a>(r: &mut Reader<'a>) -> json::Result<Option<Cow<'a, str>>> {
     match r.value()? {
-        Value::Str(s) => Ok(Some(s.into_owned())),
+        Value::Str(s) => Ok(Some(s)),
         other => r.drain(&other).map(|()| None),
     }
 }
@@ -348,7 +349,7 @@ fn lax_object_list<'a, T>(
     }
 }
 
-fn lax_string_map(r: &mut Reader<'_>) -> json::Result<Option<BTreeMap<String, String>>> {
+fn lax_string_map<'a>(r: &mut Reader<'a>) -> json::Result<Option<StringMap<'a>>> {
     match r.value()? {
         Value::Object => {
             let mut entries = r.begin_object()?;
@@ -356,7 +357,7 @@ fn lax_string_map(r: &mut Reader<'_>) -> json::Result<Option<BTreeMap<String, St
             while let Some(key) = entries.next_key(r)? {
                 r.colon()?;
                 if let Some(value) = lax_string(r)? {
-                    out.insert(key.into_owned(), value);
+                    out.insert(key, value);
                 }
             }
             Ok(Some(out))
@@ -365,7 +366,7 @@ fn lax_string_map(r: &mut Reader<'_>) -> json::Result<Option<BTreeMap<String, St
     }
 }
 
-fn lax_string_list(r: &mut Reader<'_>) -> json::Result<Option<Vec<String>>> {
+fn lax_string_list<'a>(r: &mut Reader<'a>) -> json::Result<Option<Vec<Cow<'a, str>>>> {
     match r.value()? {
         Value::Array => {
             let mut items = r.begin_array()?;

@@ -83,8 +83,8 @@ pub(super) struct WireRequest<'a> {
     pub(super) namespace: Option<Cow<'a, str>>,
     pub(super) operation: Option<Cow<'a, str>>,
     pub(super) user_info: Option<WireUser<'a>>,
-    pub(super) object: WireObject,
-    pub(super) old_object: WireObject,
+    pub(super) object: WireObject<'a>,
+    pub(super) old_object: WireObject<'a>,
     pub(super) dry_run: Option<bool>,
 }
 
@@ -101,26 +101,28 @@ pub(super) struct WireUser<'a> {
 /// the envelope (one scan of a possibly large body), keeping "not an object" apart from
 /// "absent" so the answer can say which.
 #[derive(Debug, Default, PartialEq)]
-pub enum WireObject {
+pub enum WireObject<'a> {
     #[default]
     Absent,
     NotAnObject(&'static str),
-    Object(Box<HookObject>),
+    Object(Box<HookObject<'a>>),
 }
 
 /// A readable admission request.
 #[derive(Debug, PartialEq)]
+/// Its strings borrow from `body` unless they had escapes in the JSON (or, for `kind`, a
+/// group to join): four to five allocations per review saved.
 pub struct Request<'a> {
-    pub uid: String,
+    pub uid: Cow<'a, str>,
     /// `Kind` or `Kind.group`.
-    pub kind: String,
-    pub name: String,
-    pub namespace: String,
+    pub kind: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
     pub operation: Operation,
-    pub user: String,
+    pub user: Cow<'a, str>,
     pub dry_run: bool,
-    pub object: WireObject,
-    pub old_object: WireObject,
+    pub object: WireObject<'a>,
+    pub old_object: WireObject<'a>,
     /// The whole body, for the rare comparison that needs the objects in full.
     pub body: &'a [u8],
 }
@@ -196,16 +198,16 @@ fn utf8(body: &[u8]) -> Result<&str, (Option<String>, ReviewError)> {
 
 /// The checks on a well-formed review, the same whichever reader read it.
 fn finish<'a>(
-    envelope: Envelope<'_>,
+    envelope: Envelope<'a>,
     body: &'a [u8],
 ) -> Result<Request<'a>, (Option<String>, ReviewError)> {
+    // A clone of a borrowed `Cow` copies no text.
     let uid = envelope
         .request
         .as_ref()
-        .and_then(|r| r.uid.as_deref())
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned);
-    let error = |uid: Option<String>, e: ReviewError| Err((uid, e));
+        .and_then(|r| r.uid.clone())
+        .filter(|u| !u.is_empty());
+    let error = |uid: Option<Cow<'_, str>>, e: ReviewError| Err((uid.map(Cow::into_owned), e));
     match envelope.api_version.as_deref() {
         Some(API_VERSION) => {}
         other => {
@@ -233,7 +235,7 @@ fn finish<'a>(
         );
     };
     let kind = match req.kind {
-        Some(k) if k.group.is_empty() => k.kind.into_owned(),
+        Some(k) if k.group.is_empty() => k.kind,
         Some(k) => {
             // Not `format!`: this runs on every review, and the formatting machinery costs
             // ten times the two copies.
@@ -241,21 +243,17 @@ fn finish<'a>(
             kind.push_str(&k.kind);
             kind.push('.');
             kind.push_str(&k.group);
-            kind
+            Cow::Owned(kind)
         }
-        None => String::new(),
+        None => Cow::Borrowed(""),
     };
-    let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned).unwrap_or_default();
     Ok(Request {
         uid,
         kind,
-        name: owned(req.name),
-        namespace: owned(req.namespace),
+        name: req.name.unwrap_or_default(),
+        namespace: req.namespace.unwrap_or_default(),
         operation,
-        user: req
-            .user_info
-            .map(|u| u.username.into_owned())
-            .unwrap_or_default(),
+        user: req.user_info.map(|u| u.username).unwrap_or_default(),
         dry_run: req.dry_run.unwrap_or(false),
         object: req.object,
         old_object: req.old_object,
@@ -324,44 +322,50 @@ mod serde_path {
     }
 
     #[derive(Default)]
-    struct SerdeObject(WireObject);
+    struct SerdeObject(WireObject<'static>);
 
     impl<'de> Deserialize<'de> for SerdeObject {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
             struct V;
             impl<'de> Visitor<'de> for V {
-                type Value = WireObject;
+                type Value = WireObject<'static>;
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                     f.write_str("a Kubernetes object")
                 }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    map: A,
+                ) -> Result<WireObject<'static>, A::Error> {
                     HookObject::deserialize(de::value::MapAccessDeserializer::new(map))
                         .map(|o| WireObject::Object(Box::new(o)))
                 }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireObject, A::Error> {
+                fn visit_seq<A: SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<WireObject<'static>, A::Error> {
                     while seq.next_element::<IgnoredAny>()?.is_some() {}
                     Ok(WireObject::NotAnObject("an array"))
                 }
-                fn visit_unit<E: de::Error>(self) -> Result<WireObject, E> {
+                fn visit_unit<E: de::Error>(self) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::Absent)
                 }
-                fn visit_none<E: de::Error>(self) -> Result<WireObject, E> {
+                fn visit_none<E: de::Error>(self) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::Absent)
                 }
-                fn visit_str<E: de::Error>(self, _: &str) -> Result<WireObject, E> {
+                fn visit_str<E: de::Error>(self, _: &str) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::NotAnObject("a string"))
                 }
-                fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireObject, E> {
+                fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::NotAnObject("a boolean"))
                 }
-                fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireObject, E> {
+                fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::NotAnObject("a number"))
                 }
-                fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireObject, E> {
+                fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::NotAnObject("a number"))
                 }
-                fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireObject, E> {
+                fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireObject<'static>, E> {
                     Ok(WireObject::NotAnObject("a number"))
                 }
             }
@@ -407,8 +411,8 @@ fn uid_only(body: &[u8]) -> Option<String> {
 /// removal is possible then), or nothing but `metadata.finalizers` changed — Argo CD removes
 /// its hook finalizer with a full PUT, and blocking that leaves hooks stuck.
 pub fn update_is_exempt(
-    object: &HookObject,
-    old: &WireObject,
+    object: &HookObject<'_>,
+    old: &WireObject<'_>,
     body: &[u8],
 ) -> Result<bool, ReviewError> {
     if object.is_being_deleted() {
@@ -424,7 +428,9 @@ pub fn update_is_exempt(
     if old.is_being_deleted() {
         return Ok(true);
     }
-    let finalizers = |o: &HookObject| o.metadata.as_ref().and_then(|m| m.finalizers.clone());
+    fn finalizers<'o>(o: &'o HookObject<'_>) -> Option<&'o [Cow<'o, str>]> {
+        o.metadata.as_ref()?.finalizers.as_deref()
+    }
     if finalizers(old) == finalizers(object) {
         return Ok(false);
     }

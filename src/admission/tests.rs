@@ -13,7 +13,7 @@ fn fixture(n: u32) -> Vec<u8> {
     std::fs::read(path).expect("fixture")
 }
 
-fn answer(webhook: Webhook, body: &[u8]) -> (Value, Decision) {
+fn answer(webhook: Webhook, body: &[u8]) -> (Value, Decision<'_>) {
     let out = review(webhook, body, &AdmissionConfig::default());
     let v: Value = serde_json::from_slice(&out.body).expect("response is JSON");
     assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
@@ -243,7 +243,8 @@ fn delete_and_finalizer_only_updates_are_always_allowed() {
     review_v["request"]["object"] = Value::Null;
     review_v["request"]["oldObject"]["metadata"]["annotations"]["argocd.argoproj.io/hook"] =
         json!("garbage");
-    let (v, d) = answer(Webhook::Validate, &serde_json::to_vec(&review_v).unwrap());
+    let body = serde_json::to_vec(&review_v).unwrap();
+    let (v, d) = answer(Webhook::Validate, &body);
     assert_eq!(v["allowed"], true);
     assert_eq!(d.path, Some(Path::Exempt));
     let (m, _) = answer(Webhook::Mutate, &serde_json::to_vec(&review_v).unwrap());
@@ -281,7 +282,8 @@ fn delete_and_finalizer_only_updates_are_always_allowed() {
 
     // Any UPDATE of an object with deletionTimestamp is allowed.
     review_v["request"]["object"]["metadata"]["deletionTimestamp"] = json!("2026-11-21T14:20:00Z");
-    let (v, d) = answer(Webhook::Validate, &serde_json::to_vec(&review_v).unwrap());
+    let body = serde_json::to_vec(&review_v).unwrap();
+    let (v, d) = answer(Webhook::Validate, &body);
     assert_eq!(v["allowed"], true);
     assert_eq!(d.path, Some(Path::Exempt));
 }
@@ -392,4 +394,41 @@ fn sent_patches_match_the_patch_path_on_every_fixture() {
         patched_reviews += usize::from(sent.is_some());
     }
     assert!(patched_reviews >= 2, "{patched_reviews}");
+}
+
+/// The review's strings are the body's own bytes unless the JSON escaped them (then they are
+/// unescaped copies), so a review costs no copies of its names, annotations or user.
+#[test]
+fn strings_are_borrowed_from_the_body_unless_escaped() {
+    use std::borrow::Cow;
+    let borrowed = |s: &Cow<'_, str>| matches!(s, Cow::Borrowed(_));
+    let body = fixture(2);
+    let req = Request::parse(&body).unwrap();
+    assert!(borrowed(&req.uid) && borrowed(&req.name) && borrowed(&req.namespace));
+    assert!(borrowed(&req.user));
+    // `Kind.group` is joined, so it is the one string of its own.
+    assert_eq!(req.kind, "Job.batch");
+    let WireObject::Object(object) = &req.object else {
+        panic!("fixture 2 has an object")
+    };
+    let annotations = object.annotations().unwrap();
+    assert!(annotations.iter().all(|(k, v)| borrowed(k) && borrowed(v)));
+    assert_eq!(
+        object.annotation(crate::hooks::keys::ARGO_HOOK),
+        Some("PreSync")
+    );
+
+    let mut review_v: Value = serde_json::from_slice(&body).unwrap();
+    review_v["request"]["name"] = json!("a\"b");
+    review_v["request"]["object"]["metadata"]["annotations"]["x\ty"] = json!("\u{e9}\n");
+    let body = serde_json::to_vec(&review_v).unwrap();
+    let req = Request::parse(&body).unwrap();
+    assert_eq!(req.name, "a\"b");
+    assert!(!borrowed(&req.name));
+    let WireObject::Object(object) = &req.object else {
+        panic!("the object is still there")
+    };
+    assert_eq!(object.annotation("x\ty"), Some("\u{e9}\n"));
+    let out = review(Webhook::Validate, &body, &AdmissionConfig::default());
+    assert_eq!(out.decision.name, "a\"b");
 }

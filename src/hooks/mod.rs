@@ -12,7 +12,7 @@ mod object;
 
 pub use model::{ArgoFate, HelmView, HookModel, PolicySet, Source, Wave};
 pub use object::{
-    ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView,
+    ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView, StringMap,
 };
 
 /// Annotation, label and finalizer names.

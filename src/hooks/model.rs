@@ -1,6 +1,7 @@
 //! What Argo CD (and Helm) will do with an object, computed from its six hook annotations.
 
 use super::{argo_csv, go_atoi, helm_item, keys, DeletePolicy, HelmEvent, HookType};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 /// Where an effective value came from.
@@ -151,14 +152,20 @@ pub struct HookModel {
 
 impl HookModel {
     /// True when any of the six hook annotations is present.
-    pub fn has_hook_annotations(annotations: &BTreeMap<String, String>) -> bool {
+    pub fn has_hook_annotations<K: Borrow<str> + Ord, V>(annotations: &BTreeMap<K, V>) -> bool {
         keys::HOOK_ANNOTATIONS
             .iter()
             .any(|k| annotations.contains_key(*k))
     }
 
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> HookModel {
-        let get = |k: &str| annotations.get(k).map(String::as_str);
+    /// Generic over the map's string types: the admission review's borrow from the request
+    /// body, the finalizer's are the Kubernetes client's `String`s.
+    pub fn from_annotations<K, V>(annotations: &BTreeMap<K, V>) -> HookModel
+    where
+        K: Borrow<str> + Ord,
+        V: AsRef<str>,
+    {
+        let get = |k: &str| annotations.get(k).map(V::as_ref);
         let argo_hook = get(keys::ARGO_HOOK);
         let helm_hook = get(keys::HELM_HOOK);
 
@@ -368,10 +375,7 @@ mod tests {
     use HookType::*;
 
     fn model(pairs: &[(&str, &str)]) -> HookModel {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: BTreeMap<&str, &str> = pairs.iter().copied().collect();
         HookModel::from_annotations(&map)
     }
 

@@ -7,43 +7,51 @@
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
+/// A `map[string]string` (annotations, labels). Its strings borrow from the admission
+/// request's body where they can (no escapes in them), and are owned otherwise.
+pub type StringMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
+
+/// Its strings borrow from the text it was read from where they can: the admission reader
+/// hands out the body's own bytes for a string without escapes, which saves a dozen
+/// allocations per review. Read with serde (lint's YAML, tests) they are always owned.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HookObject {
+pub struct HookObject<'a> {
     #[serde(default, deserialize_with = "lax_string")]
-    pub api_version: Option<String>,
+    pub api_version: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub kind: Option<String>,
+    pub kind: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_object")]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Metadata<'a>>,
     #[serde(default, deserialize_with = "lax_object")]
-    pub spec: Option<SpecView>,
+    pub spec: Option<SpecView<'a>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Metadata {
+pub struct Metadata<'a> {
     #[serde(default, deserialize_with = "lax_string")]
-    pub name: Option<String>,
+    pub name: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub generate_name: Option<String>,
+    pub generate_name: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Cow<'a, str>>,
     /// `None` when the map is absent (the JSON Patch must then create it).
     #[serde(default, deserialize_with = "lax_string_map")]
-    pub annotations: Option<BTreeMap<String, String>>,
+    pub annotations: Option<StringMap<'a>>,
     #[serde(default, deserialize_with = "lax_string_map")]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub labels: Option<StringMap<'a>>,
     #[serde(default, deserialize_with = "lax_string_list")]
-    pub finalizers: Option<Vec<String>>,
+    pub finalizers: Option<Vec<Cow<'a, str>>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub deletion_timestamp: Option<String>,
+    pub deletion_timestamp: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub creation_timestamp: Option<String>,
+    pub creation_timestamp: Option<Cow<'a, str>>,
 }
 
 /// The union of the `spec` fields hook rules read: a Job's fields and a PodSpec's. For a Pod
@@ -51,34 +59,34 @@ pub struct Metadata {
 /// same type. (No `#[serde(flatten)]`: it would buffer the whole spec.)
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SpecView {
+pub struct SpecView<'a> {
     #[serde(default, deserialize_with = "lax_int")]
     pub ttl_seconds_after_finished: Option<i64>,
     #[serde(default, deserialize_with = "lax_int")]
     pub active_deadline_seconds: Option<i64>,
     #[serde(default, deserialize_with = "lax_object")]
-    pub template: Option<PodTemplateView>,
+    pub template: Option<PodTemplateView<'a>>,
     #[serde(default, deserialize_with = "lax_string")]
-    pub restart_policy: Option<String>,
+    pub restart_policy: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_object")]
     pub security_context: Option<SecurityContextView>,
     #[serde(default, deserialize_with = "lax_object_list")]
-    pub containers: Option<Vec<ContainerView>>,
+    pub containers: Option<Vec<ContainerView<'a>>>,
     #[serde(default, deserialize_with = "lax_object_list")]
-    pub init_containers: Option<Vec<ContainerView>>,
+    pub init_containers: Option<Vec<ContainerView<'a>>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-pub struct PodTemplateView {
+pub struct PodTemplateView<'a> {
     #[serde(default, deserialize_with = "lax_object")]
-    pub spec: Option<Box<SpecView>>,
+    pub spec: Option<Box<SpecView<'a>>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerView {
+pub struct ContainerView<'a> {
     #[serde(default, deserialize_with = "lax_string")]
-    pub name: Option<String>,
+    pub name: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lax_object")]
     pub security_context: Option<SecurityContextView>,
 }
@@ -95,13 +103,13 @@ pub struct SecurityContextView {
     pub run_as_non_root: Option<bool>,
 }
 
-impl HookObject {
-    pub fn annotations(&self) -> Option<&BTreeMap<String, String>> {
+impl HookObject<'_> {
+    pub fn annotations(&self) -> Option<&StringMap<'_>> {
         self.metadata.as_ref()?.annotations.as_ref()
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations()?.get(key).map(String::as_str)
+        self.annotations()?.get(key).map(|v| &**v)
     }
 
     pub fn kind(&self) -> &str {
@@ -143,7 +151,7 @@ impl HookObject {
     }
 
     /// The pod spec that runs: a Pod's own spec, a Job's `spec.template.spec`.
-    pub fn pod_spec(&self) -> Option<&SpecView> {
+    pub fn pod_spec(&self) -> Option<&SpecView<'_>> {
         let spec = self.spec.as_ref()?;
         if self.is_kind("", "Pod") {
             Some(spec)
@@ -285,8 +293,8 @@ impl<'de> Deserialize<'de> for LaxString {
     }
 }
 
-fn lax_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(StringVisitor)
+fn lax_string<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(d.deserialize_any(StringVisitor)?.map(Cow::Owned))
 }
 
 fn lax_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -324,12 +332,10 @@ fn lax_object_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// A `map[string]string` (annotations, labels). Entries whose value is not a string are
 /// left out: the apiserver never sends them, and lint reports them itself.
-fn lax_string_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-    struct MapVisitor;
-    impl<'de> Visitor<'de> for MapVisitor {
-        type Value = Option<BTreeMap<String, String>>;
+fn lax_string_map<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<StringMap<'a>>, D::Error> {
+    struct MapVisitor<'a>(PhantomData<&'a ()>);
+    impl<'de, 'a> Visitor<'de> for MapVisitor<'a> {
+        type Value = Option<StringMap<'a>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("any value")
         }
@@ -337,33 +343,35 @@ fn lax_string_map<'de, D: Deserializer<'de>>(
             let mut out = BTreeMap::new();
             while let Some((key, LaxString(value))) = map.next_entry::<String, LaxString>()? {
                 if let Some(value) = value {
-                    out.insert(key, value);
+                    out.insert(Cow::Owned(key), Cow::Owned(value));
                 }
             }
             Ok(Some(out))
         }
         absent_for!(seq, str, i64, u64, bool, f64, unit, none);
     }
-    d.deserialize_any(MapVisitor)
+    d.deserialize_any(MapVisitor(PhantomData))
 }
 
-fn lax_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    struct ListVisitor;
-    impl<'de> Visitor<'de> for ListVisitor {
-        type Value = Option<Vec<String>>;
+fn lax_string_list<'de, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
+    struct ListVisitor<'a>(PhantomData<&'a ()>);
+    impl<'de, 'a> Visitor<'de> for ListVisitor<'a> {
+        type Value = Option<Vec<Cow<'a, str>>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("any value")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(LaxString(item)) = seq.next_element::<LaxString>()? {
-                out.extend(item);
+                out.extend(item.map(Cow::Owned));
             }
             Ok(Some(out))
         }
         absent_for!(map, str, i64, u64, bool, f64, unit, none);
     }
-    d.deserialize_any(ListVisitor)
+    d.deserialize_any(ListVisitor(PhantomData))
 }
 
 #[cfg(test)]
@@ -410,7 +418,7 @@ mod tests {
         assert_eq!(meta.name, None);
         assert_eq!(meta.annotations.as_ref().unwrap().len(), 1);
         assert_eq!(meta.labels, None);
-        assert_eq!(meta.finalizers.as_deref(), Some(&["f".to_string()][..]));
+        assert_eq!(meta.finalizers.as_deref(), Some(&[Cow::from("f")][..]));
         let spec = obj.spec.as_ref().unwrap();
         assert_eq!(spec.ttl_seconds_after_finished, None);
         assert!(spec.template.is_none());

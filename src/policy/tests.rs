@@ -797,14 +797,16 @@ namespaces:
     );
 
     // prod-*: enforced.
-    let out = review(Webhook::Validate, &two_denials("prod-eu"), &c);
+    let body = two_denials("prod-eu");
+    let out = review(Webhook::Validate, &body, &c);
     let v = response(&out);
     assert_eq!(v["allowed"], false);
     assert_eq!(out.decision.verdict(), "denied");
     assert_eq!(out.decision.mode, Some(Mode::Enforce));
 
     // Elsewhere: warn mode, the denials become warnings and are recorded as would-deny.
-    let out = review(Webhook::Validate, &two_denials("dev"), &c);
+    let body = two_denials("dev");
+    let out = review(Webhook::Validate, &body, &c);
     let v = response(&out);
     assert_eq!(v["allowed"], true);
     assert_eq!(v["warnings"].as_array().map(Vec::len), Some(2));
@@ -819,7 +821,8 @@ namespaces:
     );
 
     // Label-selected audit: admitted, no warnings, only the audit annotations and the decision.
-    let out = review(Webhook::Validate, &two_denials("quiet"), &c);
+    let body = two_denials("quiet");
+    let out = review(Webhook::Validate, &body, &c);
     let v = response(&out);
     assert_eq!(v["allowed"], true);
     assert!(v.get("warnings").is_none(), "{v}");
@@ -833,7 +836,8 @@ namespaces:
 
     // A namespace whose labels are unknown: the relaxing (audit) override is not assumed,
     // so the global warn mode applies.
-    let out = review(Webhook::Validate, &two_denials("unseen"), &c);
+    let body = two_denials("unseen");
+    let out = review(Webhook::Validate, &body, &c);
     assert_eq!(response(&out)["warnings"].as_array().map(Vec::len), Some(2));
 }
 
@@ -843,7 +847,8 @@ fn webhook_and_verdict_agree_on_every_mode() {
     for mode in ["enforce", "warn", "audit"] {
         let yaml = format!("mode: {mode}\nrules: {{invalid-sync-wave: warn}}\n");
         let c = config(&yaml, &[]);
-        let out = review(Webhook::Validate, &two_denials("ns"), &c);
+        let body = two_denials("ns");
+        let out = review(Webhook::Validate, &body, &c);
         let v = response(&out);
         let findings = vec![
             finding(RuleId::UnknownHookType),
@@ -866,11 +871,8 @@ fn mutation_switches_come_from_the_policy() {
         "mutation:\n  finalizer: false\n  translateHelm: false\n",
         &[],
     );
-    let out = review(
-        Webhook::Mutate,
-        &serde_json::to_vec(&fixture(4)).unwrap(),
-        &c,
-    );
+    let body = serde_json::to_vec(&fixture(4)).unwrap();
+    let out = review(Webhook::Mutate, &body, &c);
     let v = response(&out);
     use base64::Engine;
     let patch = base64::engine::general_purpose::STANDARD
@@ -938,8 +940,9 @@ fn readme_example_policy_and_worked_example() {
         serde_json::to_vec(&r).unwrap()
     };
     let run = |yaml: &str, ns: &str| {
-        let out = review(Webhook::Validate, &job(ns), &config(yaml, &[]));
-        (response(&out), out.decision)
+        let body = job(ns);
+        let out = review(Webhook::Validate, &body, &config(yaml, &[]));
+        (response(&out), out.decision.into_owned())
     };
     let (v, _) = run(yaml, "prod-eu");
     assert_eq!(v["allowed"], false);

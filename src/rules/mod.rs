@@ -627,7 +627,7 @@ impl RootRisk<'_> {
 }
 
 /// Why a pod spec runs privileged or (possibly) as root, if it does.
-fn privileged_reason(pod: &crate::hooks::SpecView) -> Option<RootRisk<'_>> {
+fn privileged_reason<'p>(pod: &'p crate::hooks::SpecView<'_>) -> Option<RootRisk<'p>> {
     let pod_ctx = pod.security_context.as_ref();
     let containers = pod
         .containers

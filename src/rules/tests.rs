@@ -5,7 +5,7 @@ use crate::hooks::{HookModel, HookObject};
 use rstest::rstest;
 use serde_json::{json, Value};
 
-fn object(kind: &str, annotations: &[(&str, &str)], extra: Value) -> HookObject {
+fn object(kind: &str, annotations: &[(&str, &str)], extra: Value) -> HookObject<'static> {
     let (api_version, kind) = match kind {
         "Job" => ("batch/v1", "Job"),
         "Pod" => ("v1", "Pod"),

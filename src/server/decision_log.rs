@@ -51,9 +51,9 @@ enum Value<'a> {
     Bool(bool),
     U64(u64),
     /// `rule=action,…` of the rules that fired, audited ones as `rule=audit(action)`.
-    Fired(&'a Decision),
+    Fired(&'a Decision<'a>),
     /// The rules whose denial the mode softened, comma-separated.
-    WouldDeny(&'a Decision),
+    WouldDeny(&'a Decision<'a>),
 }
 
 /// A field's name, and the same name as it opens the field in a JSON line (`,"name":`), both
@@ -183,7 +183,7 @@ mod tests {
     use crate::policy::Mode;
     use crate::rules::{Action, RuleId};
 
-    fn decision() -> Decision {
+    fn decision() -> Decision<'static> {
         Decision {
             uid: "u-1".into(),
             operation: "CREATE",

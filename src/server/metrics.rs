@@ -451,7 +451,12 @@ mod tests {
     use crate::admission::{Decision, Path};
     use crate::rules::{Action, RuleId};
 
-    fn decision(kind: &str, operation: &'static str, allowed: bool, dry_run: bool) -> Decision {
+    fn decision<'a>(
+        kind: &'a str,
+        operation: &'static str,
+        allowed: bool,
+        dry_run: bool,
+    ) -> Decision<'a> {
         Decision {
             uid: "u".into(),
             operation,
@@ -543,7 +548,7 @@ mod tests {
                 for (i, d) in decisions.iter().enumerate() {
                     let mut d = d.clone();
                     if round == 1 {
-                        d.kind = format!("{}{i}", d.kind);
+                        d.kind = format!("{}{i}", d.kind).into();
                     }
                     for extra in 0..=(i % 3) {
                         n += 1;
