@@ -9,7 +9,7 @@
 //! through a tracing event.
 
 use crate::admission::{Decision, Webhook};
-use crate::jsonline::{close_line, open_line, push_digits, push_escaped, push_string};
+use crate::jsonline::{close_line, open_line, push_digits, push_string};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -47,7 +47,11 @@ pub fn log_decision(webhook: Webhook, d: &Decision, latency: Duration) {
 }
 
 enum Value<'a> {
+    /// Text from the request (or an error message): escaped as JSON needs.
     Str(&'a str),
+    /// hookguard's own words (webhook, operation, verdict, mode, policy hash): identifiers
+    /// with nothing to escape, so the JSON line copies them without scanning each byte.
+    Word(&'a str),
     Bool(bool),
     U64(u64),
     /// `rule=action,…` of the rules that fired, audited ones as `rule=audit(action)`.
@@ -78,19 +82,22 @@ macro_rules! name {
 fn fields<'a>(webhook: Webhook, d: &'a Decision, latency: Duration) -> [(Name, Value<'a>); 16] {
     use Value::*;
     [
-        (name!("webhook"), Str(webhook.as_str())),
+        (name!("webhook"), Word(webhook.as_str())),
         (name!("uid"), Str(&d.uid)),
-        (name!("operation"), Str(d.operation)),
+        (name!("operation"), Word(d.operation)),
         (name!("kind"), Str(&d.kind)),
         (name!("namespace"), Str(&d.namespace)),
         (name!("name"), Str(&d.name)),
         (name!("user"), Str(&d.user)),
         (name!("dry_run"), Bool(d.dry_run)),
-        (name!("decision"), Str(d.verdict())),
+        (name!("decision"), Word(d.verdict())),
         (name!("rules"), Fired(d)),
-        (name!("mode"), Str(d.mode.map(|m| m.as_str()).unwrap_or(""))),
+        (
+            name!("mode"),
+            Word(d.mode.map(|m| m.as_str()).unwrap_or("")),
+        ),
         (name!("would_deny"), WouldDeny(d)),
-        (name!("policy"), Str(d.policy_hash.as_str())),
+        (name!("policy"), Word(d.policy_hash.as_str())),
         (name!("patched"), Bool(d.patched)),
         (name!("error"), Str(d.error.as_deref().unwrap_or(""))),
         (
@@ -123,7 +130,7 @@ fn each_piece(value: &Value<'_>, mut piece: impl FnMut(&str)) {
                 piece(rule.name());
             }
         }
-        Value::Str(s) => piece(s),
+        Value::Str(s) | Value::Word(s) => piece(s),
         Value::Bool(_) | Value::U64(_) => {}
     }
 }
@@ -142,9 +149,10 @@ fn write_json_line(
             Value::Bool(b) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
             Value::U64(n) => push_digits(line, *n, 1),
             Value::Str(s) => push_string(line, s),
-            list => {
+            // Words, and the lists of rule and action names, are copied as they are.
+            word_or_list => {
                 line.push(b'"');
-                each_piece(list, |p| push_escaped(line, p));
+                each_piece(word_or_list, |p| line.extend_from_slice(p.as_bytes()));
                 line.push(b'"');
             }
         }
@@ -161,7 +169,7 @@ impl fmt::Display for Plain<'_, '_> {
             let sep = if i == 0 { "" } else { " " };
             let name = name.plain;
             match value {
-                Value::Str(s) => write!(f, "{sep}{name}={s:?}")?,
+                Value::Str(s) | Value::Word(s) => write!(f, "{sep}{name}={s:?}")?,
                 Value::Bool(b) => write!(f, "{sep}{name}={b}")?,
                 Value::U64(n) => write!(f, "{sep}{name}={n}")?,
                 list => {
@@ -180,6 +188,7 @@ impl fmt::Display for Plain<'_, '_> {
 mod tests {
     use super::*;
     use crate::admission::Path;
+    use crate::jsonline::push_escaped;
     use crate::policy::Mode;
     use crate::rules::{Action, RuleId};
 
@@ -314,6 +323,36 @@ mod tests {
             String::from_utf8(batch).unwrap(),
             String::from_utf8(expected).unwrap()
         );
+    }
+
+    /// The words the JSON line copies without escaping: every one that can occur.
+    #[test]
+    fn words_copied_as_they_are_need_no_escaping() {
+        use crate::admission::Operation;
+        use crate::rules::Action;
+        let mut words: Vec<&str> = RuleId::ALL.iter().map(|r| r.name()).collect();
+        words.extend([Action::Deny, Action::Warn, Action::Off].map(Action::as_str));
+        words.extend([Mode::Enforce, Mode::Warn, Mode::Audit].map(Mode::as_str));
+        words.extend([Webhook::Validate, Webhook::Mutate].map(Webhook::as_str));
+        let operations = [
+            Operation::Create,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Connect,
+        ];
+        words.extend(operations.map(Operation::as_str));
+        // `Decision::verdict`'s words, and the policy hash (hex digits).
+        words.extend([
+            "invalid", "denied", "warned", "audited", "patched", "allowed",
+        ]);
+        words.extend(["=", ",", "audit(", ")"]);
+        let hash = crate::policy::ShortHash::from("0123456789abcdef");
+        words.push(hash.as_str());
+        for word in words {
+            let mut escaped = Vec::new();
+            push_escaped(&mut escaped, word);
+            assert_eq!(escaped, word.as_bytes(), "{word:?} needs escaping");
+        }
     }
 
     #[test]
