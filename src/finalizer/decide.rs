@@ -5,7 +5,7 @@
 //! every combination of outcome × delete policy × Argo finalizer × deletion can be tested
 //! as a table (reference §2, §4).
 
-use crate::hooks::{keys, DeletePolicy, HookModel};
+use crate::hooks::{keys, DeletePolicies, DeletePolicy, HookModel};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub struct Observed {
     /// Argo CD runs it as a hook (gitops-engine `IsHook`); delete policies only matter then.
     pub is_hook: bool,
     /// Effective delete policies (Argo ∪ Helm, BeforeHookCreation by default).
-    pub policies: Vec<DeletePolicy>,
+    pub policies: DeletePolicies,
     pub outcome: Outcome,
     pub has_cleanup_finalizer: bool,
     pub has_argo_finalizer: bool,

@@ -10,7 +10,9 @@ use std::borrow::Cow;
 mod model;
 mod object;
 
-pub use model::{ArgoFate, HelmView, HookModel, PolicySet, Source, Wave};
+pub use model::{
+    ArgoFate, DeletePolicies, HelmView, HookModel, HookTypes, PolicySet, Source, Wave,
+};
 pub use object::{
     ContainerView, HookObject, Metadata, PodTemplateView, SecurityContextView, SpecView, StringMap,
 };

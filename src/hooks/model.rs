@@ -1,8 +1,15 @@
 //! What Argo CD (and Helm) will do with an object, computed from its six hook annotations.
 
 use super::{argo_csv, go_atoi, helm_item, keys, DeletePolicy, HelmEvent, HookType};
+use smallvec::SmallVec;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+
+/// Hook types, held inline: there are seven, and the lists are de-duplicated, so a model of
+/// a review allocates none of its lists (each was an allocation and a free per review).
+pub type HookTypes = SmallVec<[HookType; 8]>;
+/// Delete policies (three, de-duplicated), held inline like `HookTypes`.
+pub type DeletePolicies = SmallVec<[DeletePolicy; 3]>;
 
 /// Where an effective value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +27,7 @@ pub enum ArgoFate {
     /// `Skip` is the only valid type: kept in the desired state, never applied.
     Skipped,
     /// A hook run in these phases (sync phases first, then delete hooks), in Argo's order.
-    Hook(Vec<HookType>),
+    Hook(HookTypes),
     /// A hook annotation with no valid type and no Helm fallback: Argo CD silently drops the
     /// object from the sync (`ignore.Ignore`), it is never applied.
     Dropped,
@@ -30,14 +37,14 @@ pub enum ArgoFate {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HelmView {
     /// Helm 3's reading: events of the trimmed, lowercased items.
-    pub events: Vec<HelmEvent>,
+    pub events: SmallVec<[HelmEvent; 4]>,
     /// Items Helm 3 does not know (lowercased); any makes Helm skip the whole resource.
     pub unknown: Vec<String>,
     /// Items (trimmed, original case) that Helm accepts but Argo CD's case-sensitive reading
     /// ignores, e.g. `Pre-Install`.
     pub miscased_for_argo: Vec<String>,
     /// The Argo types from Argo's own reading (trim, exact match, de-duplicated).
-    pub argo_types: Vec<HookType>,
+    pub argo_types: HookTypes,
     /// `crd-install` exactly: not a hook for Argo CD, unknown to Helm 3.
     pub crd_install_only: bool,
 }
@@ -88,9 +95,9 @@ impl HelmView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySet {
     /// In Argo's order: the Argo annotation's items, then the mapped Helm ones.
-    pub policies: Vec<DeletePolicy>,
-    pub from_argo: Vec<DeletePolicy>,
-    pub from_helm: Vec<DeletePolicy>,
+    pub policies: DeletePolicies,
+    pub from_argo: DeletePolicies,
+    pub from_helm: DeletePolicies,
     /// Items of the Argo annotation that Argo ignores (trimmed).
     pub argo_unknown: Vec<String>,
     /// Items of the Helm annotation that Argo ignores (trimmed, original case).
@@ -101,7 +108,7 @@ pub struct PolicySet {
 
 impl PolicySet {
     pub fn is_only(&self, policy: DeletePolicy) -> bool {
-        self.policies == [policy]
+        *self.policies == [policy]
     }
 
     pub fn contains(&self, policy: DeletePolicy) -> bool {
@@ -127,14 +134,14 @@ pub struct HookModel {
     /// The raw `argocd.argoproj.io/hook` value, when the key is present.
     pub argo_hook: Option<String>,
     /// Valid items of `argocd.argoproj.io/hook`, in order, de-duplicated.
-    pub argo_types: Vec<HookType>,
+    pub argo_types: HookTypes,
     /// Items Argo ignores (trimmed, de-duplicated).
     pub argo_unknown: Vec<String>,
     /// The raw `helm.sh/hook` value and its readings.
     pub helm_hook: Option<String>,
     pub helm: HelmView,
     /// gitops-engine `hook.Types`: Argo's valid types, else the mapped Helm types.
-    pub sync_types: Vec<HookType>,
+    pub sync_types: HookTypes,
     pub types_source: Option<Source>,
     /// gitops-engine `hook.IsHook`.
     pub is_hook: bool,
@@ -169,7 +176,7 @@ impl HookModel {
         let argo_hook = get(keys::ARGO_HOOK);
         let helm_hook = get(keys::HELM_HOOK);
 
-        let mut argo_types = Vec::new();
+        let mut argo_types = HookTypes::new();
         let mut argo_unknown = Vec::new();
         each_argo_item(argo_hook.unwrap_or(""), |item| {
             match HookType::parse(item) {
@@ -180,12 +187,12 @@ impl HookModel {
         let helm = helm_hook.map(HelmView::parse).unwrap_or_default();
 
         // gitops-engine `Types`: the Argo types NewHookType accepts, else the Helm fallback.
-        let gitops_argo: Vec<HookType> = argo_types
+        let gitops_argo: HookTypes = argo_types
             .iter()
             .copied()
             .filter(|t| t.is_gitops_engine_type())
             .collect();
-        let helm_sync: Vec<HookType> = helm
+        let helm_sync: HookTypes = helm
             .argo_types
             .iter()
             .copied()
@@ -196,9 +203,9 @@ impl HookModel {
         } else if !helm_sync.is_empty() {
             (helm_sync, Some(Source::Helm))
         } else {
-            (Vec::new(), None)
+            (HookTypes::new(), None)
         };
-        let skip = sync_types == [HookType::Skip];
+        let skip = *sync_types == [HookType::Skip];
         let is_hook = match (argo_hook, helm_hook) {
             (Some(_), _) => !skip,
             (None, Some(h)) => h != "crd-install",
@@ -206,7 +213,7 @@ impl HookModel {
         };
 
         // Argo CD controller `isHookOfType`: either annotation names the delete hook.
-        let mut delete_hooks = Vec::new();
+        let mut delete_hooks = HookTypes::new();
         for t in [HookType::PreDelete, HookType::PostDelete] {
             if argo_types.contains(&t) || helm.argo_types.contains(&t) {
                 delete_hooks.push(t);
@@ -218,7 +225,7 @@ impl HookModel {
         } else if !is_hook {
             ArgoFate::NotAHook
         } else {
-            let mut phases: Vec<HookType> = sync_types
+            let mut phases: HookTypes = sync_types
                 .iter()
                 .copied()
                 .filter(|t| *t != HookType::Skip)
@@ -300,7 +307,7 @@ impl HookModel {
 
     /// The hook types hookguard writes when it makes a Helm hook explicit: what Argo runs,
     /// mapped from Helm, in Argo's phase order.
-    pub fn helm_types_for_argo(&self) -> Vec<HookType> {
+    pub fn helm_types_for_argo(&self) -> HookTypes {
         let mut types = self.helm.argo_types.clone();
         types.sort();
         types
@@ -332,9 +339,9 @@ fn each_argo_item<'a>(value: &'a str, mut f: impl FnMut(&'a str)) {
 /// BeforeHookCreation when neither gives a valid one.
 fn delete_policies(argo: Option<&str>, helm: Option<&str>) -> PolicySet {
     let mut set = PolicySet {
-        policies: Vec::new(),
-        from_argo: Vec::new(),
-        from_helm: Vec::new(),
+        policies: DeletePolicies::new(),
+        from_argo: DeletePolicies::new(),
+        from_helm: DeletePolicies::new(),
         argo_unknown: Vec::new(),
         helm_unknown: Vec::new(),
         defaulted: false,
@@ -372,6 +379,7 @@ fn delete_policies(argo: Option<&str>, helm: Option<&str>) -> PolicySet {
 mod tests {
     use super::*;
     use rstest::rstest;
+    use smallvec::smallvec;
     use HookType::*;
 
     fn model(pairs: &[(&str, &str)]) -> HookModel {
@@ -381,36 +389,36 @@ mod tests {
 
     // The classification table of the reference, §1.2, plus the Helm rows of §3.1.
     #[rstest]
-    #[case(&[("argocd.argoproj.io/hook", "PreSync")], true, ArgoFate::Hook(vec![PreSync]))]
-    #[case(&[("argocd.argoproj.io/hook", " PreSync , PostSync ")], true, ArgoFate::Hook(vec![PreSync, PostSync]))]
-    #[case(&[("argocd.argoproj.io/hook", "PostSync,PreSync")], true, ArgoFate::Hook(vec![PreSync, PostSync]))]
-    #[case(&[("argocd.argoproj.io/hook", "Sync,Sync")], true, ArgoFate::Hook(vec![Sync]))]
-    #[case(&[("argocd.argoproj.io/hook", "Sync,Garbage")], true, ArgoFate::Hook(vec![Sync]))]
+    #[case(&[("argocd.argoproj.io/hook", "PreSync")], true, ArgoFate::Hook(smallvec![PreSync]))]
+    #[case(&[("argocd.argoproj.io/hook", " PreSync , PostSync ")], true, ArgoFate::Hook(smallvec![PreSync, PostSync]))]
+    #[case(&[("argocd.argoproj.io/hook", "PostSync,PreSync")], true, ArgoFate::Hook(smallvec![PreSync, PostSync]))]
+    #[case(&[("argocd.argoproj.io/hook", "Sync,Sync")], true, ArgoFate::Hook(smallvec![Sync]))]
+    #[case(&[("argocd.argoproj.io/hook", "Sync,Garbage")], true, ArgoFate::Hook(smallvec![Sync]))]
     #[case(&[("argocd.argoproj.io/hook", "presync")], true, ArgoFate::Dropped)]
     #[case(&[("argocd.argoproj.io/hook", "Garbage")], true, ArgoFate::Dropped)]
     #[case(&[("argocd.argoproj.io/hook", "")], true, ArgoFate::Dropped)]
     #[case(&[("argocd.argoproj.io/hook", "Skip")], false, ArgoFate::Skipped)]
     #[case(&[("argocd.argoproj.io/hook", "Skip,Garbage")], false, ArgoFate::Skipped)]
-    #[case(&[("argocd.argoproj.io/hook", "Skip,PreSync")], true, ArgoFate::Hook(vec![PreSync]))]
-    #[case(&[("argocd.argoproj.io/hook", "PreDelete")], true, ArgoFate::Hook(vec![PreDelete]))]
-    #[case(&[("argocd.argoproj.io/hook", "PostDelete")], true, ArgoFate::Hook(vec![PostDelete]))]
-    #[case(&[("argocd.argoproj.io/hook", "PreDelete"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(vec![PreSync, PreDelete]))]
-    #[case(&[("argocd.argoproj.io/hook", "PostSync,PostDelete")], true, ArgoFate::Hook(vec![PostSync, PostDelete]))]
-    #[case(&[("argocd.argoproj.io/hook", "SyncFail")], true, ArgoFate::Hook(vec![SyncFail]))]
-    #[case(&[("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(vec![PreSync]))]
-    #[case(&[("helm.sh/hook", "pre-install,pre-upgrade")], true, ArgoFate::Hook(vec![PreSync]))]
-    #[case(&[("helm.sh/hook", "post-install,post-upgrade")], true, ArgoFate::Hook(vec![PostSync]))]
-    #[case(&[("helm.sh/hook", "pre-delete")], true, ArgoFate::Hook(vec![PreDelete]))]
-    #[case(&[("helm.sh/hook", "post-delete")], true, ArgoFate::Hook(vec![PostDelete]))]
+    #[case(&[("argocd.argoproj.io/hook", "Skip,PreSync")], true, ArgoFate::Hook(smallvec![PreSync]))]
+    #[case(&[("argocd.argoproj.io/hook", "PreDelete")], true, ArgoFate::Hook(smallvec![PreDelete]))]
+    #[case(&[("argocd.argoproj.io/hook", "PostDelete")], true, ArgoFate::Hook(smallvec![PostDelete]))]
+    #[case(&[("argocd.argoproj.io/hook", "PreDelete"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(smallvec![PreSync, PreDelete]))]
+    #[case(&[("argocd.argoproj.io/hook", "PostSync,PostDelete")], true, ArgoFate::Hook(smallvec![PostSync, PostDelete]))]
+    #[case(&[("argocd.argoproj.io/hook", "SyncFail")], true, ArgoFate::Hook(smallvec![SyncFail]))]
+    #[case(&[("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(smallvec![PreSync]))]
+    #[case(&[("helm.sh/hook", "pre-install,pre-upgrade")], true, ArgoFate::Hook(smallvec![PreSync]))]
+    #[case(&[("helm.sh/hook", "post-install,post-upgrade")], true, ArgoFate::Hook(smallvec![PostSync]))]
+    #[case(&[("helm.sh/hook", "pre-delete")], true, ArgoFate::Hook(smallvec![PreDelete]))]
+    #[case(&[("helm.sh/hook", "post-delete")], true, ArgoFate::Hook(smallvec![PostDelete]))]
     #[case(&[("helm.sh/hook", "pre-rollback")], true, ArgoFate::Dropped)]
     #[case(&[("helm.sh/hook", "post-rollback")], true, ArgoFate::Dropped)]
     #[case(&[("helm.sh/hook", "test")], true, ArgoFate::Dropped)]
     #[case(&[("helm.sh/hook", "test-success")], true, ArgoFate::Dropped)]
     #[case(&[("helm.sh/hook", "crd-install")], false, ArgoFate::NotAHook)]
-    #[case(&[("helm.sh/hook", "crd-install,pre-install")], true, ArgoFate::Hook(vec![PreSync]))]
+    #[case(&[("helm.sh/hook", "crd-install,pre-install")], true, ArgoFate::Hook(smallvec![PreSync]))]
     #[case(&[("helm.sh/hook", "Pre-Install")], true, ArgoFate::Dropped)]
-    #[case(&[("argocd.argoproj.io/hook", "Sync"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(vec![Sync]))]
-    #[case(&[("argocd.argoproj.io/hook", "sync"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(vec![PreSync]))]
+    #[case(&[("argocd.argoproj.io/hook", "Sync"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(smallvec![Sync]))]
+    #[case(&[("argocd.argoproj.io/hook", "sync"), ("helm.sh/hook", "pre-install")], true, ArgoFate::Hook(smallvec![PreSync]))]
     #[case(&[("argocd.argoproj.io/sync-wave", "3")], false, ArgoFate::NotAHook)]
     #[case(&[], false, ArgoFate::NotAHook)]
     fn classification(
@@ -474,7 +482,7 @@ mod tests {
             ("helm.sh/hook", "post-install"),
         ]);
         assert_eq!(m.types_source, Some(Source::Helm));
-        assert_eq!(m.sync_types, vec![PostSync]);
+        assert_eq!(*m.sync_types, [PostSync]);
     }
 
     #[rstest]
@@ -494,7 +502,7 @@ mod tests {
         #[case] defaulted: bool,
     ) {
         let set = delete_policies(argo, helm);
-        assert_eq!(set.policies, want);
+        assert_eq!(*set.policies, *want);
         assert_eq!(set.defaulted, defaulted);
     }
 
@@ -527,18 +535,18 @@ mod tests {
     fn helm_reading_differs_from_argo_reading() {
         let m = model(&[("helm.sh/hook", " Pre-Install ,post-upgrade")]);
         assert_eq!(
-            m.helm.events,
-            vec![HelmEvent::PreInstall, HelmEvent::PostUpgrade]
+            *m.helm.events,
+            [HelmEvent::PreInstall, HelmEvent::PostUpgrade]
         );
         assert_eq!(m.helm.miscased_for_argo, vec!["Pre-Install".to_string()]);
-        assert_eq!(m.helm.argo_types, vec![PostSync]);
+        assert_eq!(*m.helm.argo_types, [PostSync]);
         assert!(!m.helm.skipped_by_helm());
 
         let m = model(&[("helm.sh/hook", "pre-install,pre-instal")]);
         assert!(m.helm.skipped_by_helm());
         assert_eq!(m.helm.unknown, vec!["pre-instal".to_string()]);
         // Argo still runs the valid item.
-        assert_eq!(m.fate, ArgoFate::Hook(vec![PreSync]));
+        assert_eq!(m.fate, ArgoFate::Hook(smallvec![PreSync]));
 
         let m = model(&[("helm.sh/hook", "pre-install,")]);
         assert!(

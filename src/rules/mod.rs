@@ -6,7 +6,7 @@ pub mod suggest;
 
 pub use catalogue::{Action, RuleId, RuleInfo};
 
-use crate::hooks::{keys, ArgoFate, DeletePolicy, HookModel, HookObject, HookType};
+use crate::hooks::{keys, ArgoFate, DeletePolicy, HookModel, HookObject, HookType, HookTypes};
 use suggest::{closest, shown};
 
 /// One rule that fired on one object.
@@ -425,7 +425,7 @@ fn check_helm_vs_argo(m: &HookModel, out: &mut Findings<'_>) {
     if !m.argo_hook_is_valid() {
         return;
     }
-    let mut argo: Vec<HookType> = m
+    let mut argo: HookTypes = m
         .argo_types
         .iter()
         .copied()
