@@ -442,6 +442,21 @@ async fn limits_answer_with_precise_statuses() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("over the 65536-byte limit"), "{text}");
+    // The same cap on a body of unannounced length (chunked): 413 once it is passed.
+    let mut chunked = raw_tls(s.addr, &s.ca_pems[0]).await;
+    let head = "POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    chunked.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..5 {
+        let chunk = [b' '; 16 * 1024];
+        chunked.write_all(b"4000\r\n").await.unwrap();
+        chunked.write_all(&chunk).await.unwrap();
+        chunked.write_all(b"\r\n").await.unwrap();
+    }
+    chunked.flush().await.unwrap();
+    let (status, text) = read_response(&mut chunked).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&text));
     let r = c
         .post(s.url("/validate"))
         .header("content-type", "text/plain")
@@ -584,6 +599,12 @@ async fn limits_answer_with_precise_statuses() {
         m.contains(r#"hookguard_admission_rejected_total{webhook="validate",reason="deadline"} 1"#),
         "{m}"
     );
+    for webhook in ["validate", "mutate"] {
+        let line = format!(
+            r#"hookguard_admission_rejected_total{{webhook="{webhook}",reason="body_too_large"}} 1"#
+        );
+        assert!(m.contains(&line), "{line}\n{m}");
+    }
     assert!(m.contains("hookguard_admission_concurrency_limit 1"), "{m}");
     s.stop().await;
 }

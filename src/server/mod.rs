@@ -16,7 +16,7 @@ pub mod tls;
 use crate::admission::{self, AdmissionConfig, Webhook};
 use crate::policy::PolicyStore;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -69,20 +69,57 @@ impl AppState {
 /// The admission routes, for the TLS server and for in-process tests. The state is shared
 /// behind one `Arc`: axum clones a route's state for every request, and each clone of
 /// `AppState` itself is three reference counts, written by every worker thread.
+///
+/// The body cap is applied by `handle` itself, not by axum's `DefaultBodyLimit` layer: a
+/// layer on the router wraps each route in one more boxed service, cloned and boxed again
+/// for every request (four allocations per request, for one number).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let cap = BodyCap(max_body_bytes);
     Router::new()
         // The limits apply on these two routes only (in `handle`): 404s and 405s do not
         // count against the concurrency limit.
-        .route("/validate", post(|s, r| handle(Webhook::Validate, s, r)))
-        .route("/mutate", post(|s, r| handle(Webhook::Mutate, s, r)))
+        .route(
+            "/validate",
+            post(move |s, r| handle(Webhook::Validate, cap, s, r)),
+        )
+        .route(
+            "/mutate",
+            post(move |s, r| handle(Webhook::Mutate, cap, s, r)),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
                 "no such endpoint: use POST /validate or POST /mutate\n",
             )
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(state))
+}
+
+/// The largest request body read, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct BodyCap(usize);
+
+impl BodyCap {
+    /// The whole body, or the answer for a body over the cap (413) or a broken stream (400).
+    async fn read(
+        self,
+        webhook: Webhook,
+        body: axum::body::Body,
+        metrics: &AdmissionMetrics,
+    ) -> Result<Bytes, Response> {
+        let error = match axum::body::to_bytes(body, self.0).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => e.into_inner(),
+        };
+        if error.is::<http_body_util::LengthLimitError>() {
+            metrics.reject(webhook, RejectReason::body_too_large);
+            let message = format!("the request body is over the {}-byte limit\n", self.0);
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, message).into_response());
+        }
+        metrics.reject(webhook, RejectReason::bad_body);
+        let message = format!("the request body could not be read: {error}\n");
+        Err((StatusCode::BAD_REQUEST, message).into_response())
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -114,6 +151,7 @@ fn is_json_type(value: &[u8]) -> bool {
 
 async fn handle(
     webhook: Webhook,
+    cap: BodyCap,
     State(state): State<Arc<AppState>>,
     mut req: Request,
 ) -> Response {
@@ -137,24 +175,14 @@ async fn handle(
     // body does not look at it.
     let uri = std::mem::take(req.uri_mut());
     let timeout = move || limits::timeout_param(uri.query());
-    // `Bytes::from_request` applies the router's `DefaultBodyLimit`.
-    let read = Bytes::from_request(req, &state);
+    let read = cap.read(webhook, req.into_body(), &state.metrics);
     let body = match state
         .limits
         .within_deadline(webhook, arrival, timeout, read)
         .await
     {
         Ok(Ok(body)) => body,
-        Ok(Err(rejection)) => {
-            // 413 for a body over the limit, 400 for a broken stream.
-            let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                RejectReason::body_too_large
-            } else {
-                RejectReason::bad_body
-            };
-            state.metrics.reject(webhook, reason);
-            return rejection.into_response();
-        }
+        Ok(Err(refused)) => return refused,
         Err(too_late) => return too_late,
     };
     let outcome = state
