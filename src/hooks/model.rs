@@ -130,15 +130,16 @@ pub struct Wave {
 
 /// A typed description of what Argo CD will do with an object, from its annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookModel {
-    /// The raw `argocd.argoproj.io/hook` value, when the key is present.
-    pub argo_hook: Option<String>,
+pub struct HookModel<'a> {
+    /// The raw `argocd.argoproj.io/hook` value, when the key is present. The raw values
+    /// borrow from the annotations the model was made from.
+    pub argo_hook: Option<&'a str>,
     /// Valid items of `argocd.argoproj.io/hook`, in order, de-duplicated.
     pub argo_types: HookTypes,
     /// Items Argo ignores (trimmed, de-duplicated).
     pub argo_unknown: Vec<String>,
     /// The raw `helm.sh/hook` value and its readings.
-    pub helm_hook: Option<String>,
+    pub helm_hook: Option<&'a str>,
     pub helm: HelmView,
     /// gitops-engine `hook.Types`: Argo's valid types, else the mapped Helm types.
     pub sync_types: HookTypes,
@@ -153,11 +154,11 @@ pub struct HookModel {
     /// `helm.sh/hook-weight` parsed, or the raw value when it is not an integer.
     pub helm_weight: Option<Result<i64, String>>,
     /// The raw `argocd.argoproj.io/hook-delete-policy` and `helm.sh/hook-delete-policy`.
-    pub argo_delete_policy: Option<String>,
-    pub helm_delete_policy: Option<String>,
+    pub argo_delete_policy: Option<&'a str>,
+    pub helm_delete_policy: Option<&'a str>,
 }
 
-impl HookModel {
+impl<'a> HookModel<'a> {
     /// True when any of the six hook annotations is present.
     pub fn has_hook_annotations<K: Borrow<str> + Ord, V>(annotations: &BTreeMap<K, V>) -> bool {
         keys::HOOK_ANNOTATIONS
@@ -167,7 +168,7 @@ impl HookModel {
 
     /// Generic over the map's string types: the admission review's borrow from the request
     /// body, the finalizer's are the Kubernetes client's `String`s.
-    pub fn from_annotations<K, V>(annotations: &BTreeMap<K, V>) -> HookModel
+    pub fn from_annotations<K, V>(annotations: &'a BTreeMap<K, V>) -> HookModel<'a>
     where
         K: Borrow<str> + Ord,
         V: AsRef<str>,
@@ -266,10 +267,10 @@ impl HookModel {
         };
 
         HookModel {
-            argo_hook: argo_hook.map(str::to_owned),
+            argo_hook,
             argo_types,
             argo_unknown,
-            helm_hook: helm_hook.map(str::to_owned),
+            helm_hook,
             helm,
             sync_types,
             types_source,
@@ -279,8 +280,8 @@ impl HookModel {
             wave,
             wave_invalid,
             helm_weight,
-            argo_delete_policy: argo_delete_policy.map(str::to_owned),
-            helm_delete_policy: helm_delete_policy.map(str::to_owned),
+            argo_delete_policy,
+            helm_delete_policy,
         }
     }
 
@@ -382,9 +383,13 @@ mod tests {
     use smallvec::smallvec;
     use HookType::*;
 
-    fn model(pairs: &[(&str, &str)]) -> HookModel {
-        let map: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        HookModel::from_annotations(&map)
+    /// The model borrows from its map, which each test keeps (leaked) for as long as it runs.
+    fn model(pairs: &[(&str, &str)]) -> HookModel<'static> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HookModel::from_annotations(Box::leak(Box::new(map)))
     }
 
     // The classification table of the reference, §1.2, plus the Helm rows of §3.1.

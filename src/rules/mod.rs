@@ -450,7 +450,7 @@ fn check_helm_vs_argo(m: &HookModel, out: &mut Findings<'_>) {
                 "{} ({}) takes precedence: the helm.sh/hook value {} is ignored by Argo CD, which runs this object as {}",
                 keys::ARGO_HOOK,
                 type_list(&argo),
-                shown(m.helm_hook.as_deref().unwrap_or_default()),
+                shown(m.helm_hook.unwrap_or_default()),
                 if m.phases().is_empty() { "nothing".to_owned() } else { type_list(m.phases()) }
             )
         }
