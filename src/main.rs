@@ -1,7 +1,8 @@
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: a review makes ~80 small allocations, and glibc's
-/// malloc/free pair cost ~240 instructions each (a sixth of a request's CPU under load);
+/// mimalloc instead of glibc's malloc: a request made ~80 small allocations when this was
+/// chosen (~25 now), and glibc's malloc/free pair cost ~240 instructions each (a sixth of a
+/// request's CPU under load);
 /// mimalloc's thread-local free lists cost a fraction of that. See docs/performance.md and
 /// `hookguard::alloc`.
 #[global_allocator]
