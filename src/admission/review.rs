@@ -108,10 +108,9 @@ pub enum WireObject<'a> {
     Object(Box<HookObject<'a>>),
 }
 
-/// A readable admission request.
+/// A readable admission request. Its strings borrow from `body` unless the JSON escaped them
+/// (or, for `kind`, a group was joined to it), so reading a review copies none of them.
 #[derive(Debug, PartialEq)]
-/// Its strings borrow from `body` unless they had escapes in the JSON (or, for `kind`, a
-/// group to join): four to five allocations per review saved.
 pub struct Request<'a> {
     pub uid: Cow<'a, str>,
     /// `Kind` or `Kind.group`.

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 pub type StringMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
 
 /// Its strings borrow from the text it was read from where they can: the admission reader
-/// hands out the body's own bytes for a string without escapes, which saves a dozen
+/// hands out the body's own bytes for a string without escapes, which saves about ten
 /// allocations per review. Read with serde (lint's YAML, tests) they are always owned.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
