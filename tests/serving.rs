@@ -457,6 +457,19 @@ async fn limits_answer_with_precise_statuses() {
     chunked.flush().await.unwrap();
     let (status, text) = read_response(&mut chunked).await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&text));
+    // A body that breaks off mid-stream (a chunk size that is not hex): 400, not a 500.
+    let mut broken = raw_tls(s.addr, &s.ca_pems[0]).await;
+    let head = head.replace("/mutate", "/validate");
+    broken.write_all(head.as_bytes()).await.unwrap();
+    broken.write_all(b"5\r\n{\"a\":\r\nzz\r\n").await.unwrap();
+    broken.flush().await.unwrap();
+    let (status, text) = read_response(&mut broken).await;
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("the request body could not be read"),
+        "{text}"
+    );
     let r = c
         .post(s.url("/validate"))
         .header("content-type", "text/plain")
@@ -605,6 +618,10 @@ async fn limits_answer_with_precise_statuses() {
         );
         assert!(m.contains(&line), "{line}\n{m}");
     }
+    assert!(
+        m.contains(r#"hookguard_admission_rejected_total{webhook="validate",reason="bad_body"} 1"#),
+        "{m}"
+    );
     assert!(m.contains("hookguard_admission_concurrency_limit 1"), "{m}");
     s.stop().await;
 }
