@@ -124,29 +124,6 @@ pub struct Decision<'a> {
 }
 
 impl Decision<'_> {
-    /// The same decision holding its own strings, to keep past the request's body.
-    pub fn into_owned(self) -> Decision<'static> {
-        let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
-        Decision {
-            uid: own(self.uid),
-            kind: own(self.kind),
-            namespace: own(self.namespace),
-            name: own(self.name),
-            user: own(self.user),
-            operation: self.operation,
-            dry_run: self.dry_run,
-            allowed: self.allowed,
-            rules: self.rules,
-            audited: self.audited,
-            would_deny: self.would_deny,
-            mode: self.mode,
-            policy_hash: self.policy_hash,
-            patched: self.patched,
-            path: self.path,
-            error: self.error,
-        }
-    }
-
     pub fn verdict(&self) -> &'static str {
         match (self.path, self.allowed) {
             (Some(Path::Invalid), _) => "invalid",

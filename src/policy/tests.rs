@@ -942,7 +942,7 @@ fn readme_example_policy_and_worked_example() {
     let run = |yaml: &str, ns: &str| {
         let body = job(ns);
         let out = review(Webhook::Validate, &body, &config(yaml, &[]));
-        (response(&out), out.decision.into_owned())
+        (response(&out), out.decision.verdict())
     };
     let (v, _) = run(yaml, "prod-eu");
     assert_eq!(v["allowed"], false);
@@ -952,24 +952,24 @@ fn readme_example_policy_and_worked_example() {
         "{msg}"
     );
 
-    let (v, d) = run(yaml, "dev");
+    let (v, verdict) = run(yaml, "dev");
     assert_eq!(v["allowed"], true);
     assert_eq!(v["warnings"].as_array().map(Vec::len), Some(2), "{v}");
     assert_eq!(
         v["auditAnnotations"]["would-deny"],
         "unknown-delete-policy,job-ttl-race"
     );
-    assert_eq!(d.verdict(), "warned");
+    assert_eq!(verdict, "warned");
 
     let audit = yaml.replacen("mode: warn", "mode: audit", 1);
-    let (v, d) = run(&audit, "dev");
+    let (v, verdict) = run(&audit, "dev");
     assert_eq!(v["allowed"], true);
     assert!(v.get("warnings").is_none());
     assert_eq!(
         v["auditAnnotations"]["audit"],
         "unknown-delete-policy=deny,job-ttl-race=deny"
     );
-    assert_eq!(d.verdict(), "audited");
+    assert_eq!(verdict, "audited");
 }
 
 #[test]
