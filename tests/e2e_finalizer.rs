@@ -139,8 +139,11 @@ async fn succeeded_hook_is_deleted_after_the_grace_with_its_outcome_event() {
         }
     })
     .await;
-    finish_job(&jobs, "migrate", "Complete").await;
+    // Taken before the outcome is written: the grace runs from the outcome's time as the Job
+    // records it (whole seconds, rounded), never more than half a second before this, while
+    // `finish_job` returns only once the outcome is seen to stick, well after it was written.
     let finished = Instant::now();
+    finish_job(&jobs, "migrate", "Complete").await;
 
     // Inside the grace: still there, not being deleted.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -205,9 +208,13 @@ async fn failed_hook_is_kept_until_its_longer_grace() {
     create_job(&jobs, job_manifest("check", Some("HookFailed"), true)).await;
     // HookFailed only: a success is never deleted by policy.
     create_job(&jobs, job_manifest("ok", Some("HookFailed"), true)).await;
+    // Before the outcome is written, as in the succeeded-hook test: measured after both jobs
+    // were seen finished, "deleted before the failed grace" fired on a correct deletion at the
+    // grace (CI: the outcome recorded at 17:41:34, deleted at 17:41:39.03, yet less than 4 s
+    // after finishing the second job).
+    let finished = Instant::now();
     finish_job(&jobs, "check", "Failed").await;
     finish_job(&jobs, "ok", "Complete").await;
-    let finished = Instant::now();
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let live = exists_now(jobs.get_opt("check").await);
