@@ -8,7 +8,7 @@ ADMIN_ADDR ?= 127.0.0.1:8080
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load load-instructions
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load load-instructions release-pgo
 
 all: build
 
@@ -67,7 +67,13 @@ check:
 	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
 	cd fuzz && $(CARGO) fmt -- --check && $(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Load test: hookguard vs. the ceiling server, side by side (needs wrk; see docs/performance.md).
+# Profile-guided release build of hookguard and the ceiling (what the image ships and
+# `make load` measures); prints the binaries' paths. See scripts/pgo.sh.
+release-pgo:
+	scripts/pgo.sh
+
+# Load test: hookguard vs. the ceiling server, side by side, both profile-guided (PGO=0: the
+# plain release builds). Needs wrk and h2load (installed when run as root); docs/performance.md.
 load:
 	scripts/load.sh
 

@@ -64,11 +64,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
+            // Stops on SIGINT or SIGTERM by returning from `main`, so that a build with
+            // `-Cprofile-generate` writes its profile (scripts/pgo.sh). The handlers are in
+            // place before the port is open.
+            let mut stop = std::pin::pin!(stop_signals()?);
             let listener = tokio::net::TcpListener::bind(addr.as_str()).await?;
             let acceptor = TlsAcceptor::from(tls);
             let builder = auto::Builder::new(TokioExecutor::new());
             loop {
-                let (stream, _) = listener.accept().await?;
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => accepted?,
+                    () = &mut stop => return Ok(()),
+                };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, builder, app) = (acceptor.clone(), builder.clone(), app.clone());
                 tokio::spawn(async move {
@@ -80,4 +87,17 @@ fn main() -> anyhow::Result<()> {
                 });
             }
         })
+}
+
+/// Resolves on the first SIGINT or SIGTERM after this call.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -11,6 +11,11 @@
 #   ROUNDS=5 scripts/load.sh   # full speed five times in turn (default 3); the median round is shown
 #   FLOOR=1 scripts/load.sh    # a third server, the "floor": the ceiling that also checks
 #                              # the body is JSON (serde_json into IgnoredAny), nothing more
+#   PGO=0 scripts/load.sh      # the plain release builds instead of the profile-guided ones
+#
+# By default both servers are the profile-guided builds of scripts/pgo.sh (one profile, trained
+# on all captured reviews, for both), as a release of hookguard is built; PGO=0 compares the
+# plain `cargo build --release` binaries.
 #
 # Prints requests/s, p50/p99 latency, peak RSS (VmHWM) and, at full speed, each server's CPU
 # time (user + system) per request, for both servers, at full speed and at 70 % of the
@@ -43,9 +48,18 @@ need() { # command debian-package
 need wrk wrk
 need h2load nghttp2-client
 
-cargo build --release --quiet --bin hookguard --example ceiling
-BIN=${CARGO_TARGET_DIR:-target}/release/hookguard
-CEIL=${CARGO_TARGET_DIR:-target}/release/examples/ceiling
+PGO=${PGO:-1}
+if [ "$PGO" = 1 ]; then
+  BUILT=$(scripts/pgo.sh)
+  BIN=$(sed -n 's/^hookguard=//p' <<<"$BUILT")
+  CEIL=$(sed -n 's/^ceiling=//p' <<<"$BUILT")
+  BUILD="profile-guided builds (scripts/pgo.sh)"
+else
+  cargo build --release --quiet --bin hookguard --example ceiling
+  BIN=${CARGO_TARGET_DIR:-target}/release/hookguard
+  CEIL=${CARGO_TARGET_DIR:-target}/release/examples/ceiling
+  BUILD="plain release builds (PGO=0)"
+fi
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
@@ -184,7 +198,7 @@ header() { echo "$1" | sed 's/CEIL/ceiling/; s/HG/hookguard/; s/FLOOR/floor/'; }
 
 echo
 echo "${DURATION}s per run, TLS keep-alive, fixture 2 alternating /validate and /mutate; $(nproc) cores"
-echo "full speed: wrk, ${THREADS} threads; fixed rate: h2load, $PACED_CONNS paced connections"
+echo "full speed: wrk, ${THREADS} threads; fixed rate: h2load, $PACED_CONNS paced connections; $BUILD"
 [ "$FLOOR" = 1 ] && echo "floor: the ceiling that also checks the body is JSON (serde_json into IgnoredAny)"
 row "" header
 row "full speed ($CONNS conns): req/s" rps_max

@@ -1,8 +1,9 @@
 //! The reference servers `scripts/load.sh` measures hookguard against (`examples/ceiling.rs`),
 //! run as the built example over real TLS: the ceiling answers every review with its constant
 //! "allowed" review; the floor (`--check-json`) does too, but answers a body that is not JSON
-//! with a 400; a wrong command line is refused with the usage. If either answered differently,
-//! the load test's ratios would compare hookguard with something else.
+//! with a 400; a wrong command line is refused with the usage; SIGINT and SIGTERM stop it with
+//! exit code 0 (scripts/pgo.sh needs that). If either answered differently, the load test's
+//! ratios would compare hookguard with something else.
 
 use hookguard::certs;
 use serde_json::Value;
@@ -147,4 +148,35 @@ fn a_wrong_command_line_is_refused_with_the_usage() {
         stderr.contains("usage: ceiling ADDR TLS_CERT TLS_KEY [--check-json]"),
         "{stderr}"
     );
+}
+
+/// `scripts/pgo.sh` stops the instrumented ceiling with SIGINT: only a process that returns
+/// from `main` writes its profile, and one killed by the signal would leave none.
+#[test]
+fn the_ceiling_exits_cleanly_on_sigint_and_sigterm() {
+    let bin = ceiling_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = certs::generate(&["127.0.0.1".to_string()], 1).expect("certificates");
+    certs::write(dir.path(), &bundle).unwrap();
+    for signal in ["-INT", "-TERM"] {
+        let (mut server, _port) = start(&bin, dir.path(), &[]);
+        let sent = Command::new("kill")
+            .args([signal, &server.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = server.0.try_wait().expect("the ceiling's status") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the ceiling still runs after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Exit code 0: a death by the signal is not a success.
+        assert!(status.success(), "after {signal}: {status}");
+    }
 }
