@@ -5,7 +5,7 @@ WORKDIR /src
 # The whole tree (see .dockerignore): Cargo.toml names test and bench targets by path.
 COPY . .
 # Profile-guided (scripts/pgo.sh: trained on the captured reviews in tests/fixtures; it
-# installs Debian's llvm-19, rustc 1.85's LLVM, for llvm-profdata, and wrk). ~18 % less CPU per
+# installs Debian's llvm-19, rustc 1.85's LLVM, for llvm-profdata, and wrk). ~20 % less CPU per
 # admission request than the plain release build (docs/performance.md).
 RUN scripts/pgo.sh > /tmp/built \
  && cp "$(sed -n 's/^hookguard=//p' /tmp/built)" /hookguard
