@@ -37,14 +37,8 @@ PACED_CONNS=${PACED_CONNS:-32}
 # Full-speed rounds (servers taking turns); the table shows the median round.
 ROUNDS=${ROUNDS:-3}
 
-need() { # command debian-package
-  command -v "$1" >/dev/null && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq "$2" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
-  else
-    echo "load.sh: $1 is needed (apt-get install $2)" >&2; exit 1
-  fi
-}
+# shellcheck source=scripts/need.sh
+. scripts/need.sh
 need wrk wrk
 need h2load nghttp2-client
 

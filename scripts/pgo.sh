@@ -44,23 +44,15 @@ profdata() {
   done
   return 1
 }
+# shellcheck source=scripts/need.sh
+. scripts/need.sh
 PROFDATA=$(profdata) || {
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "pgo.sh: installing llvm-$LLVM for llvm-profdata (rustc uses LLVM $LLVM)" >&2
-    apt-get install -y -qq "llvm-$LLVM" >/dev/null \
-      || { apt-get update -qq && apt-get install -y -qq "llvm-$LLVM" >/dev/null; }
-  fi
+  apt_install "llvm-$LLVM" || true
   PROFDATA=$(profdata) || {
     echo "pgo.sh: llvm-profdata for LLVM $LLVM is needed (apt-get install llvm-$LLVM)" >&2; exit 1
   }
 }
-command -v wrk >/dev/null || {
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-  else
-    echo "pgo.sh: wrk is needed (apt-get install wrk)" >&2; exit 1
-  fi
-}
+need wrk wrk
 
 build() { # dir rustflags
   RUSTFLAGS="$2" CARGO_TARGET_DIR="$1" cargo build --release --locked --quiet --target "$HOST" \
