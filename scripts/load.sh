@@ -8,7 +8,7 @@
 #
 #   scripts/load.sh            # or: make load
 #   DURATION=20 CONNS=64 scripts/load.sh
-#   ROUNDS=5 scripts/load.sh   # full speed five times in turn (default 3); the median round is shown
+#   ROUNDS=3 scripts/load.sh   # full speed and paced runs three times in turn (default 5)
 #   FLOOR=1 scripts/load.sh    # a third server, the "floor": the ceiling that also checks
 #                              # the body is JSON (serde_json into IgnoredAny), nothing more
 #   PGO=0 scripts/load.sh      # the plain release builds instead of the profile-guided ones
@@ -34,8 +34,8 @@ FLOOR_PORT=${FLOOR_PORT:-19444}
 FLOOR=${FLOOR:-0}
 # Connections for the fixed-rate run (each paced at rate / PACED_CONNS requests per second).
 PACED_CONNS=${PACED_CONNS:-32}
-# Full-speed rounds (servers taking turns); the table shows the median round.
-ROUNDS=${ROUNDS:-3}
+# Rounds of each kind, full speed and paced (servers taking turns); the table shows the median.
+ROUNDS=${ROUNDS:-5}
 
 # shellcheck source=scripts/need.sh
 . scripts/need.sh
@@ -91,6 +91,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The machine's CPU time so far: stolen by the hypervisor for other guests, and in all, in
 # ticks (/proc/stat). On a shared VM the steal is what makes a run slower than the last.
 host_ticks() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+# The machine's busy CPU time so far (all but idle and waiting for I/O), and all of it, in ticks.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 run() { # port conns duration [pid] -> RESULT line, with the server's CPU per request if given
   local before=0 result steal0 all0 steal1 all1
   [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
@@ -109,6 +111,7 @@ run() { # port conns duration [pid] -> RESULT line, with the server's CPU per re
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
 us() { awk -v ns="$1" 'BEGIN{printf "%.1f", ns/1000}'; }
 pct() { awk -v pm="$1" 'BEGIN{printf "%.1f", pm/10}'; }
+ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us/1000}'; }
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 run "$CEIL_PORT" "$CONNS" "$WARMUP" >/dev/null
@@ -118,11 +121,14 @@ run "$HG_PORT" "$CONNS" "$WARMUP" >/dev/null
 # the same host (a shared 2-core machine's speed drifts by tens of percent within minutes).
 # The table shows the round with the median hookguard/ceiling ratio.
 ROUND_LINES=()
+# Every RESULT line of each server, full speed and paced: errors are counted over all of them.
+ALL_CEIL=(); ALL_HG=(); ALL_FLOOR=()
 for r in $(seq "$ROUNDS"); do
   C=$(run "$CEIL_PORT" "$CONNS" "$DURATION" "$CEIL_PID")
   H=$(run "$HG_PORT" "$CONNS" "$DURATION" "$HG_PID")
   F=
   [ "$FLOOR" = 1 ] && F=$(run "$FLOOR_PORT" "$CONNS" "$DURATION" "$FLOOR_PID")
+  ALL_CEIL+=("$C"); ALL_HG+=("$H"); ALL_FLOOR+=("$F")
   ROUND_LINES+=("$(awk -v c="$(field rps "$C")" -v h="$(field rps "$H")" 'BEGIN{printf "%.4f", h/c}')|$C|$H|$F")
   if [ "$ROUNDS" -gt 1 ]; then
     echo "round $r: ceiling $(field rps "$C") req/s, hookguard $(field rps "$H") req/s$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s");" \
@@ -144,29 +150,60 @@ TARGET=$(( CEIL_RPS * 70 / 100 ))
 # status, microseconds). A late answer delays its connection's next request (no
 # coordinated-omission correction), so the figures are of the answers, not of a schedule.
 paced() { # port rate -> RESULT line like run's
-  local log="$TMP/h2load.$1.log" out="$TMP/h2load.$1.out"
+  local log="$TMP/h2load.$1.log" out="$TMP/h2load.$1.out" busy0 all0 busy1 all1 gen_cpu
   rm -f "$log"
-  h2load --h1 -t 1 -c "$PACED_CONNS" --rps $(( ($2 + PACED_CONNS - 1) / PACED_CONNS )) \
+  read -r busy0 all0 < <(busy_ticks)
+  # h2load's own CPU seconds (user + system), from bash's `time`.
+  gen_cpu=$( { TIMEFORMAT='%3U %3S'; time h2load --h1 -t 1 -c "$PACED_CONNS" --rps $(( ($2 + PACED_CONNS - 1) / PACED_CONNS )) \
     -D "$DURATION" --warm-up-time "$WARMUP" -d "$WRK_BODY" -H 'content-type: application/json' \
     --log-file "$log" "https://127.0.0.1:$1/validate?timeout=10s" \
-    "https://127.0.0.1:$1/mutate?timeout=10s" >"$out" 2>&1
+    "https://127.0.0.1:$1/mutate?timeout=10s" >"$out" 2>&1; } 2>&1 | awk '{print $1 + $2}')
+  read -r busy1 all1 < <(busy_ticks)
   local failed
   failed=$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored, \([0-9]*\) timeout.*/\1 \2 \3/p' "$out" \
     | awk '{print $1 + $2 + $3}')
-  sort -n -k3 "$log" | awk -v secs="$DURATION" -v failed="${failed:-0}" '
+  # busy_pm: how much of both cores the machine used in the run (warm-up included), per mille;
+  # gen_ns: h2load's CPU per request (warm-up included, taken to run at the same rate). On two
+  # cores shared with the generator, near 1000 per mille the p99 is the wait for a core, and
+  # the generator's own time is part of every latency it reports.
+  sort -n -k3 "$log" | awk -v secs="$DURATION" -v warmup="$WARMUP" -v failed="${failed:-0}" \
+    -v busy=$(( (busy1 - busy0) * 1000 / (all1 > all0 ? all1 - all0 : 1) )) -v gen_cpu="${gen_cpu:-0}" '
     { d[NR] = $3; if ($2 != 200) bad++ }
-    END { printf "RESULT rps=%d p50_us=%d p99_us=%d errors=%d\n", NR / secs, d[int(NR * 0.5) + 1], d[int(NR * 0.99) + 1], bad + failed }'
+    END {
+      sent = NR * (secs + warmup) / secs
+      printf "RESULT rps=%d p50_us=%d p99_us=%d errors=%d busy_pm=%d gen_ns=%d\n", NR / secs,
+        d[int(NR * 0.5) + 1], d[int(NR * 0.99) + 1], bad + failed, busy, gen_cpu * 1e9 / (sent > 0 ? sent : 1)
+    }'
+}
+# The paced runs take turns as the full-speed rounds do, ROUNDS times; each server's row shows
+# its round with the median p99 (one run's p99 on this host moves by a third between runs).
+PACED_C=(); PACED_H=(); PACED_F=()
+for r in $(seq "$ROUNDS"); do
+  C=$(paced "$CEIL_PORT" "$TARGET"); PACED_C+=("$C"); ALL_CEIL+=("$C")
+  H=$(paced "$HG_PORT" "$TARGET"); PACED_H+=("$H"); ALL_HG+=("$H")
+  F=
+  [ "$FLOOR" = 1 ] && { F=$(paced "$FLOOR_PORT" "$TARGET"); PACED_F+=("$F"); ALL_FLOOR+=("$F"); }
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "paced round $r at $TARGET req/s: ceiling $(field rps "$C") req/s p99 $(ms "$(field p99_us "$C")") ms," \
+      "hookguard $(field rps "$H") req/s p99 $(ms "$(field p99_us "$H")") ms$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s p99 $(ms "$(field p99_us "$F")") ms");" \
+      "machine CPU busy: ceiling's run $(pct "$(field busy_pm "$C")") %, hookguard's $(pct "$(field busy_pm "$H")") %" >&2
+  fi
+done
+# The RESULT line with the median p99 of those given.
+median_p99() {
+  local l
+  for l in "$@"; do echo "$(field p99_us "$l")|$l"; done | sort -t'|' -k1,1n \
+    | sed -n "$(( ($# + 1) / 2 ))p" | cut -d'|' -f2-
 }
 # The *_70 results are read by name (at70_).
 # shellcheck disable=SC2034
-CEIL_70=$(paced "$CEIL_PORT" "$TARGET")
+CEIL_70=$(median_p99 "${PACED_C[@]}")
 # shellcheck disable=SC2034
-HG_70=$(paced "$HG_PORT" "$TARGET")
+HG_70=$(median_p99 "${PACED_H[@]}")
 # shellcheck disable=SC2034
-[ "$FLOOR" = 1 ] && FLOOR_70=$(paced "$FLOOR_PORT" "$TARGET")
+[ "$FLOOR" = 1 ] && FLOOR_70=$(median_p99 "${PACED_F[@]}")
 
 HG_RPS=$(field rps "$HG_MAX")
-ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us/1000}'; }
 # One row: a label, then a value per server (ceiling, hookguard[, floor]) from `get VAR`.
 row() { # label get
   local label=$1 get=$2
@@ -186,7 +223,13 @@ steal_max() { pct "$(max_ "$1" steal_pm)"; }
 rps_70() { at70_ "$1" rps; }
 p50_70() { ms "$(at70_ "$1" p50_us)"; }
 p99_70() { ms "$(at70_ "$1" p99_us)"; }
-errors() { echo $(( $(max_ "$1" errors) + $(at70_ "$1" errors) )); }
+busy_70() { pct "$(at70_ "$1" busy_pm)"; }
+gen_70() { us "$(at70_ "$1" gen_ns)"; }
+errors() { # server -> errors over all its runs
+  local v="ALL_${1}[@]" l total=0
+  for l in "${!v}"; do [ -n "$l" ] && total=$(( total + $(field errors "$l") )); done
+  echo "$total"
+}
 peak_rss() { local v="${1}_PID"; rss "${!v}"; }
 header() { echo "$1" | sed 's/CEIL/ceiling/; s/HG/hookguard/; s/FLOOR/floor/'; }
 
@@ -203,6 +246,8 @@ row "full speed: CPU stolen by others %" steal_max
 row "at $TARGET req/s (70 %): req/s" rps_70
 row "at ~70 %: p50 ms" p50_70
 row "at ~70 %: p99 ms" p99_70
+row "at ~70 %: machine CPU busy %" busy_70
+row "at ~70 %: h2load's CPU us/req" gen_70
 row "errors (all runs)" errors
 row "peak RSS MiB" peak_rss
 echo "hookguard / ceiling throughput: $(awk -v a="$HG_RPS" -v b="$CEIL_RPS" 'BEGIN{printf "%.1f %%", 100*a/b}')"
