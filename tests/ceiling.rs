@@ -5,12 +5,15 @@
 //! exit code 0 (scripts/pgo.sh needs that). If either answered differently, the load test's
 //! ratios would compare hookguard with something else.
 
+mod support;
+
 use hookguard::certs;
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::free_port;
 
 /// The example's binary, built (or found up to date) by cargo. `cargo test` builds examples
 /// too, but not so that this build finds them fresh: in CI this rebuilds the lib and the
@@ -47,13 +50,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start(bin: &PathBuf, dir: &std::path::Path, flags: &[&str]) -> (Server, u16) {

@@ -4,6 +4,8 @@
 //! volume's symlink swap, and half-written/mismatched pairs), graceful drain on SIGTERM,
 //! limits, mTLS, old TLS versions and the metrics.
 
+mod support;
+
 use base64::Engine;
 use hookguard::admission::AdmissionConfig;
 use hookguard::certs::{self, CertBundle};
@@ -16,6 +18,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -947,14 +950,6 @@ fn serve_command(
         .arg("--tls-key")
         .arg(dir.join(certs::KEY_FILE));
     cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The real binary and a real SIGTERM: readiness goes false, requests in flight finish, idle

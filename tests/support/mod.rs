@@ -1,5 +1,6 @@
-//! Shared support for end-to-end tests against the real control plane brought up by
-//! `tests/e2e/control-plane.sh run DIR -- CMD` (which exports HOOKGUARD_E2E_KUBECONFIG).
+//! Shared support for the integration tests: `free_port()` for any test that starts a server,
+//! and for end-to-end tests against the real control plane brought up by
+//! `tests/e2e/control-plane.sh run DIR -- CMD` (which exports HOOKGUARD_E2E_KUBECONFIG):
 //!
 //! - `client()`: a kube Client for that control plane; with no control plane the test FAILS
 //!   with a message saying how to run it (it never passes vacuously).
