@@ -176,7 +176,7 @@ paced() { # port rate -> RESULT line like run's
     }'
 }
 # The paced runs take turns as the full-speed rounds do, ROUNDS times; each server's row shows
-# its round with the median p99 (one run's p99 on this host moves by a third between runs).
+# its run with the median p99 (on this host one run's p99 can be three times the next one's).
 PACED_C=(); PACED_H=(); PACED_F=()
 for r in $(seq "$ROUNDS"); do
   C=$(paced "$CEIL_PORT" "$TARGET"); PACED_C+=("$C"); ALL_CEIL+=("$C")
