@@ -182,12 +182,12 @@ paced() { # port rate -> RESULT line like run's
 }
 # The paced runs take turns as the full-speed rounds do, ROUNDS times; each server's row shows
 # its run with the median p99 (on this host one run's p99 can be three times the next one's).
-PACED_C=(); PACED_H=(); PACED_F=()
+PACED_CEIL=(); PACED_HG=(); PACED_FLOOR=()
 for r in $(seq "$ROUNDS"); do
-  C=$(paced "$CEIL_PORT" "$TARGET"); PACED_C+=("$C"); ALL_CEIL+=("$C")
-  H=$(paced "$HG_PORT" "$TARGET"); PACED_H+=("$H"); ALL_HG+=("$H")
+  C=$(paced "$CEIL_PORT" "$TARGET"); PACED_CEIL+=("$C"); ALL_CEIL+=("$C")
+  H=$(paced "$HG_PORT" "$TARGET"); PACED_HG+=("$H"); ALL_HG+=("$H")
   F=
-  [ "$FLOOR" = 1 ] && { F=$(paced "$FLOOR_PORT" "$TARGET"); PACED_F+=("$F"); ALL_FLOOR+=("$F"); }
+  [ "$FLOOR" = 1 ] && { F=$(paced "$FLOOR_PORT" "$TARGET"); PACED_FLOOR+=("$F"); ALL_FLOOR+=("$F"); }
   if [ "$ROUNDS" -gt 1 ]; then
     echo "paced round $r at $TARGET req/s: ceiling $(field rps "$C") req/s p99 $(ms "$(field p99_us "$C")") ms," \
       "hookguard $(field rps "$H") req/s p99 $(ms "$(field p99_us "$H")") ms$([ -n "$F" ] && echo ", floor $(field rps "$F") req/s p99 $(ms "$(field p99_us "$F")") ms");" \
@@ -202,11 +202,11 @@ median_p99() {
 }
 # The *_70 results are read by name (at70_).
 # shellcheck disable=SC2034
-CEIL_70=$(median_p99 "${PACED_C[@]}")
+CEIL_70=$(median_p99 "${PACED_CEIL[@]}")
 # shellcheck disable=SC2034
-HG_70=$(median_p99 "${PACED_H[@]}")
+HG_70=$(median_p99 "${PACED_HG[@]}")
 # shellcheck disable=SC2034
-[ "$FLOOR" = 1 ] && FLOOR_70=$(median_p99 "${PACED_F[@]}")
+[ "$FLOOR" = 1 ] && FLOOR_70=$(median_p99 "${PACED_FLOOR[@]}")
 
 HG_RPS=$(field rps "$HG_MAX")
 # One row: a label, then a value per server (ceiling, hookguard[, floor]) from `get VAR`.
@@ -229,6 +229,11 @@ rps_70() { at70_ "$1" rps; }
 p50_70() { ms "$(at70_ "$1" p50_us)"; }
 p99_70() { ms "$(at70_ "$1" p99_us)"; }
 busy_70() { pct "$(at70_ "$1" busy_pm)"; }
+# The row shows the median-p99 run; a round that fell short of the rate shows here.
+fewest_70() {
+  local v="PACED_${1}[@]" l
+  for l in "${!v}"; do field rps "$l"; done | sort -n | head -1
+}
 gen_70() { us "$(at70_ "$1" gen_ns)"; }
 errors() { # server -> errors over all its runs
   local v="ALL_${1}[@]" l total=0
@@ -252,6 +257,7 @@ row "full speed: CPU stolen by others %" steal_max
 row "at $TARGET req/s (70 %): req/s" rps_70
 row "at ~70 %: p50 ms" p50_70
 row "at ~70 %: p99 ms" p99_70
+row "at ~70 %: fewest req/s in a round" fewest_70
 row "at ~70 %: machine CPU busy %" busy_70
 row "at ~70 %: h2load's CPU us/req" gen_70
 row "errors (all runs)" errors
