@@ -138,17 +138,17 @@ for r in $(seq "$ROUNDS"); do
 done
 MEDIAN=$(printf '%s\n' "${ROUND_LINES[@]}" | sort -t'|' -k1,1n | sed -n "$(( (ROUNDS + 1) / 2 ))p")
 IFS='|' read -r _ CEIL_MAX HG_MAX FLOOR_MAX <<<"$MEDIAN"
+# The ceiling's full-speed rates, lowest first (ALL_CEIL holds only the full-speed runs so far).
+CEIL_RATES=$(for l in "${ALL_CEIL[@]}"; do field rps "$l"; done | sort -n)
 # The same server's req/s should not move much between rounds; when the ceiling's does, the
 # host was busy with something else and the ratios mean little (its CPU per request still does).
-UNSTEADY=$(printf '%s\n' "${ROUND_LINES[@]}" | cut -d'|' -f2 | sed 's/.* rps=\([0-9]*\).*/\1/' \
-  | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {if (hi > lo * 1.15) printf "%d to %d", lo, hi}')
+UNSTEADY=$(awk 'NR == 1 {lo = $1} {hi = $1} END {if (hi > lo * 1.15) printf "%d to %d", lo, hi}' <<<"$CEIL_RATES")
 
 CEIL_RPS=$(field rps "$CEIL_MAX")
 # The fixed rate is 70 % of the ceiling's own median rate over the rounds, not of its rate in
 # the round shown: that round is picked by the ratio, and one fast round of the ceiling (on an
 # unsteady host) would otherwise ask for more than the ceiling itself then keeps up with.
-CEIL_MEDIAN_RPS=$(printf '%s\n' "${ALL_CEIL[@]}" | sed 's/.* rps=\([0-9]*\).*/\1/' | sort -n \
-  | sed -n "$(( (ROUNDS + 1) / 2 ))p")
+CEIL_MEDIAN_RPS=$(sed -n "$(( (ROUNDS + 1) / 2 ))p" <<<"$CEIL_RATES")
 TARGET=$(( CEIL_MEDIAN_RPS * 70 / 100 ))
 # h2load at a fixed rate: PACED_CONNS connections, each sending rate/PACED_CONNS requests per
 # second; its log has one line per answered request of the measured phase (start time,
