@@ -39,6 +39,8 @@ ROUNDS=${ROUNDS:-5}
 
 # shellcheck source=scripts/need.sh
 . scripts/need.sh
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 need wrk wrk
 need h2load nghttp2-client
 
@@ -63,20 +65,17 @@ trap cleanup EXIT
 export WRK_BODY=tests/fixtures/admission/kube-apiserver-1.20.2/2.json
 
 # hookguard as in production: info-level JSON logs (one line per decision), metrics on.
-"$BIN" --log-format json --log-level "${HG_LOG_LEVEL:-info}" serve --addr "127.0.0.1:$HG_PORT" \
-  --admin-addr "127.0.0.1:$HG_ADMIN_PORT" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
-  --shutdown-delay 0s >"$TMP/hookguard.log" 2>&1 &
-HG_PID=$!; PIDS+=("$HG_PID")
-"$CEIL" "127.0.0.1:$CEIL_PORT" "$TMP/tls.crt" "$TMP/tls.key" &
-CEIL_PID=$!; PIDS+=("$CEIL_PID")
+start_hookguard "$BIN" "$HG_PORT" "$HG_ADMIN_PORT" "$TMP" "${HG_LOG_LEVEL:-info}"
+HG_PID=$!
+start_ceiling "$CEIL" "$CEIL_PORT" "$TMP"
+CEIL_PID=$!
+SERVING=("$HG_PORT" "$CEIL_PORT")
 if [ "$FLOOR" = 1 ]; then
-  "$CEIL" "127.0.0.1:$FLOOR_PORT" "$TMP/tls.crt" "$TMP/tls.key" --check-json &
-  FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
+  start_ceiling "$CEIL" "$FLOOR_PORT" "$TMP" --check-json
+  FLOOR_PID=$!
+  SERVING+=("$FLOOR_PORT")
 fi
-
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$HG_ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1
-done
+wait_serving "$HG_ADMIN_PORT" "${SERVING[@]}"
 # Correctness before speed: every server answers the review over TLS.
 allows() { # port
   curl -sf --cacert "$TMP/ca.crt" -H 'Content-Type: application/json' --data-binary @"$WRK_BODY" \
@@ -142,7 +141,8 @@ IFS='|' read -r _ CEIL_MAX HG_MAX FLOOR_MAX <<<"$MEDIAN"
 CEIL_RATES=$(for l in "${ALL_CEIL[@]}"; do field rps "$l"; done | sort -n)
 # The same server's req/s should not move much between rounds; when the ceiling's does, the
 # host was busy with something else and the ratios mean little (its CPU per request still does).
-UNSTEADY=$(awk 'NR == 1 {lo = $1} {hi = $1} END {if (hi > lo * 1.15) printf "%d to %d", lo, hi}' <<<"$CEIL_RATES")
+UNSTEADY=$(awk 'NR == 1 {lo = $1} {hi = $1} END {if (hi > lo * 1.15) printf "%d to %d", lo, hi}' \
+  <<<"$CEIL_RATES")
 
 CEIL_RPS=$(field rps "$CEIL_MAX")
 # The fixed rate is 70 % of the ceiling's own median rate over the rounds, not of its rate in

@@ -46,6 +46,8 @@ profdata() {
 }
 # shellcheck source=scripts/need.sh
 . scripts/need.sh
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 PROFDATA=$(profdata) || {
   apt_install "llvm-$LLVM" || true
   PROFDATA=$(profdata) || {
@@ -74,18 +76,12 @@ if [ "$(cat "$DATA/trained" 2>/dev/null)" != "$STAMP" ] || ! ls "$DATA"/merged-*
   trap cleanup EXIT
   export LLVM_PROFILE_FILE="$DATA/train/%m_%p.profraw"
   "$GEN/hookguard" certs --out "$TMP" --host 127.0.0.1 >/dev/null
-  # As load.sh runs it: JSON logs at info to a file, metrics on.
-  "$GEN/hookguard" --log-format json --log-level info serve --addr "127.0.0.1:$HG_PORT" \
-    --admin-addr "127.0.0.1:$HG_ADMIN_PORT" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
-    --shutdown-delay 0s >"$TMP/hookguard.log" 2>&1 &
-  HG_PID=$!; PIDS+=("$HG_PID")
-  "$GEN/examples/ceiling" "127.0.0.1:$CEIL_PORT" "$TMP/tls.crt" "$TMP/tls.key" &
-  CEIL_PID=$!; PIDS+=("$CEIL_PID")
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$HG_ADMIN_PORT/readyz" >/dev/null \
-      && curl -sk -o /dev/null "https://127.0.0.1:$CEIL_PORT/" && break
-    sleep 0.1
-  done
+  # As load.sh runs them (JSON logs at info, metrics on).
+  start_hookguard "$GEN/hookguard" "$HG_PORT" "$HG_ADMIN_PORT" "$TMP" info
+  HG_PID=$!
+  start_ceiling "$GEN/examples/ceiling" "$CEIL_PORT" "$TMP"
+  CEIL_PID=$!
+  wait_serving "$HG_ADMIN_PORT" "$HG_PORT" "$CEIL_PORT"
   for review in "$FIXTURES"/*.json; do
     for port in "$HG_PORT" "$CEIL_PORT"; do
       WRK_BODY=$review wrk -t2 -c8 -d"${TRAIN_SECS}s" -s scripts/load.lua \
