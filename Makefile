@@ -8,7 +8,7 @@ ADMIN_ADDR ?= 127.0.0.1:8080
 RUN_FLAGS  ?=
 BIN        := target/release/hookguard
 
-.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load load-instructions release-pgo
+.PHONY: all build run certs test bench check fmt clippy clean-certs e2e control-plane chart-deps load load-smoke load-instructions release-pgo
 
 all: build
 
@@ -76,6 +76,11 @@ release-pgo:
 # plain release builds). Needs wrk and h2load (installed when run as root); docs/performance.md.
 load:
 	scripts/load.sh
+
+# Checks that `make load` works (all three servers, two short rounds, plain builds without LTO
+# in target/load-smoke): the table's rows, no errors, RSS under target. Not a measurement. CI runs it.
+load-smoke:
+	scripts/load-smoke.sh
 
 # The same traffic under callgrind: instructions per request, independent of the machine's load.
 load-instructions:
