@@ -26,7 +26,8 @@ cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 "$R"/hookguard certs --out "$TMP" --host 127.0.0.1 >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 
 measure() { # name port -- command...
   local name=$1 port=$2; shift 3
@@ -51,13 +52,13 @@ measure() { # name port -- command...
   cp "$dump" "target/callgrind.$name.out"
 }
 
-P=$(free_port)
+P=$(free_ports 1)
 measure ceiling "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key"
 if [ "${FLOOR:-0}" = 1 ]; then
-  P=$(free_port)
+  P=$(free_ports 1)
   measure floor "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key" --check-json
 fi
-P=$(free_port); A=$(free_port)
+read -r P A < <(free_ports 2)
 measure hookguard "$P" -- "$R"/hookguard --log-format json --log-level info serve \
   --addr "127.0.0.1:$P" --admin-addr "127.0.0.1:$A" --tls-cert "$TMP/tls.crt" \
   --tls-key "$TMP/tls.key" --shutdown-delay 0s

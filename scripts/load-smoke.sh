@@ -19,6 +19,12 @@ fail() {
   exit 1
 }
 
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
+# Ports free now, so the check can run beside `make load` and its fixed ports.
+read -r HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT < <(free_ports 4)
+export HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT
+
 # The build settings only make the run quick to build; load.sh reads the rest.
 if ! CARGO_TARGET_DIR=${LOAD_SMOKE_TARGET:-target/load-smoke} \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
@@ -66,7 +72,8 @@ asked=$(sed -n 's/^at \([0-9]*\) req\/s (70 %).*/\1/p' "$OUT")
 median=$(sed -n "s/.*full-speed rate over the rounds (\([0-9]*\) req\/s)$/\1/p" "$OUT")
 lower=$(sed -n 's/^round [12]: ceiling \([0-9]*\) req\/s.*/\1/p' "$ERR" | sort -n | head -1)
 [ -n "$asked" ] && [ -n "$median" ] || fail "no fixed rate or median rate in the table"
-[ "$median" = "$lower" ] || fail "the median rate $median is not the ceiling's lower round (${lower:-none})"
+[ "$median" = "$lower" ] \
+  || fail "the median rate $median is not the ceiling's lower round (${lower:-none})"
 [ "$asked" = $(( median * 70 / 100 )) ] || fail "asked for $asked req/s, not 70 % of $median"
 
 # Both rounds of each kind are reported, with all three servers.
@@ -82,4 +89,5 @@ logged=$(sed -n 's/^decisions logged: \([0-9]*\)$/\1/p' "$OUT")
 served=$(values "full speed (32 conns): req/s" | awk '{print $2}')
 [ -n "$logged" ] && [ "$logged" -ge "$served" ] \
   || fail "hookguard logged ${logged:-no} decisions for at least $served requests"
-echo "load-smoke: ok ($(values "full speed (32 conns): req/s" | xargs) req/s at full speed; ${logged} decisions logged)"
+rates=$(values "full speed (32 conns): req/s" | xargs)
+echo "load-smoke: ok ($rates req/s at full speed; ${logged} decisions logged)"
