@@ -26,8 +26,8 @@ cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 "$R"/hookguard certs --out "$TMP" --host 127.0.0.1 >/dev/null
 
-# shellcheck source=scripts/servers.sh
-. scripts/servers.sh
+# shellcheck source=scripts/ports.sh
+. scripts/ports.sh
 
 measure() { # name port -- command...
   local name=$1 port=$2; shift 3

@@ -19,8 +19,8 @@ fail() {
   exit 1
 }
 
-# shellcheck source=scripts/servers.sh
-. scripts/servers.sh
+# shellcheck source=scripts/ports.sh
+. scripts/ports.sh
 # Ports free now, so the check can run beside `make load` and its fixed ports.
 read -r HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT < <(free_ports 4)
 export HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT
@@ -86,8 +86,8 @@ grep -qE '^hookguard / ceiling throughput: [0-9.]+ %$' "$OUT" || fail "no throug
 grep -qE '^floor / ceiling throughput: [0-9.]+ %$' "$OUT" || fail "no floor ratio"
 # One decision line per request: at least as many as one full-speed run answered (1 s).
 logged=$(sed -n 's/^decisions logged: \([0-9]*\)$/\1/p' "$OUT")
-served=$(values "full speed (32 conns): req/s" | awk '{print $2}')
+rates=$(values "full speed (32 conns): req/s" | xargs)
+served=$(awk '{print $2}' <<<"$rates")
 [ -n "$logged" ] && [ "$logged" -ge "$served" ] \
   || fail "hookguard logged ${logged:-no} decisions for at least $served requests"
-rates=$(values "full speed (32 conns): req/s" | xargs)
 echo "load-smoke: ok ($rates req/s at full speed; ${logged} decisions logged)"

@@ -1,7 +1,6 @@
-# Sourced by load.sh, pgo.sh, load-smoke.sh and instructions.sh: the servers they run, started
-# the same way for the profile's training (pgo.sh) as for the measurement (load.sh), and free
-# ports. Each start appends the server's PID to the caller's PIDS array (the caller stops them);
-# `$!` is the PID afterwards too.
+# Sourced by load.sh and pgo.sh: the servers they run, started the same way for the profile's
+# training (pgo.sh) as for the measurement (load.sh). Each start appends the server's PID to
+# the caller's PIDS array (the caller stops them); `$!` is the PID afterwards too.
 
 # start_hookguard BIN PORT ADMIN_PORT DIR LOG_LEVEL: hookguard as in production, with JSON logs
 # (one line per decision) to DIR/hookguard.log and metrics on; DIR holds tls.crt and tls.key.
@@ -34,13 +33,3 @@ wait_serving() {
   done
 }
 
-# free_ports N: N distinct ports free on 127.0.0.1 now (the OS's choice), on one line.
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-}

@@ -33,6 +33,8 @@ SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
 REPO_ROOT=$(cd "$(dirname "$SELF")/../.." && pwd -P)
 readonly REPO_ROOT
+# shellcheck source=scripts/ports.sh
+. "$REPO_ROOT/scripts/ports.sh"
 CACHE_ROOT=${HOOKGUARD_CACHE:-${HOME:?HOME must be set}/.cache/hookguard}
 readonly CP_CACHE=$CACHE_ROOT/control-plane/$K8S_VERSION
 readonly BIN_DIR=$CP_CACHE/bin
@@ -375,28 +377,6 @@ require_installed() {
   installed || die "the control plane is not installed in $CP_CACHE: run '$SELF install' first"
 }
 
-# "free" ports: bound by the kernel to port 0, then released for the servers to take
-pick_ports() {
-  local n=$1
-  if command -v python3 >/dev/null 2>&1 && python3 - "$n" <<'EOF' 2>/dev/null; then return 0; fi
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-  # fallback: probe random ports with bash's /dev/tcp (connection refused = free)
-  local ports=() p tries=0
-  while ((${#ports[@]} < n)); do
-    ((tries++ < 1000)) || return 1
-    p=$((20000 + RANDOM % 12000))
-    [[ " ${ports[*]} " == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then ports+=("$p"); fi
-  done
-  echo "${ports[*]}"
-}
 
 alive() { # a running (not zombie) process
   local pid=$1 stat
@@ -652,7 +632,7 @@ cmd_up() { # dir watch-pid
 
   step 'up: pick free ports'
   local ports
-  ports=$(pick_ports 5) || die 'could not find free ports on 127.0.0.1'
+  ports=$(free_ports 5) || die 'could not find free ports on 127.0.0.1'
   local etcd_client etcd_peer etcd_metrics api_port kcm_port
   read -r etcd_client etcd_peer etcd_metrics api_port kcm_port <<<"$ports"
   printf 'etcd_client=%s\netcd_peer=%s\netcd_metrics=%s\napiserver=%s\nkube_controller_manager=%s\n' \
