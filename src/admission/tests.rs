@@ -329,6 +329,8 @@ fn unreadable_reviews_get_invalid_responses() {
         assert_eq!(v["uid"], "9674415a-c099-41d3-b2d4-51bc1758b54a");
         let msg = v["status"]["message"].as_str().unwrap();
         assert!(msg.contains("not UTF-8"), "{msg}");
+        // std's second look says where.
+        assert!(msg.contains(&format!("from index {at}")), "{msg}");
         assert_eq!(d.verdict(), "invalid");
     }
     // The uid is echoed whenever it could be read.
@@ -355,6 +357,64 @@ fn hostile_annotation_values_are_handled() {
     assert!(msg.len() < 4000, "{}", msg.len());
     let (m, _) = answer(Webhook::Mutate, &body);
     patched(&body, &m);
+}
+
+/// The body's UTF-8 is checked byte for byte wherever a byte sits (simdutf8 works in blocks
+/// of 64 bytes, so each piece is tried at several offsets, some across a block's end): a
+/// well-formed sequence reads back as written, a malformed one makes the body unreadable and
+/// the message says where it starts.
+#[test]
+fn utf8_is_checked_at_every_offset() {
+    const PLACE: &str = "@@";
+    let good = ["é", "€", "😀", "\u{7f}", "\u{10ffff}"];
+    // Overlong `/`, a UTF-16 surrogate, a cut-off three-byte sequence, above U+10FFFF, a
+    // lone continuation byte.
+    let bad: [&[u8]; 5] = [
+        b"\xc0\xaf",
+        b"\xed\xa0\x80",
+        b"\xe2\x82",
+        b"\xf4\x90\x80\x80",
+        b"\x80",
+    ];
+    for pad in [0, 1, 30, 61, 62, 63, 64, 100] {
+        let note = |value: &str| {
+            with_annotations(
+                2,
+                json!({"argocd.argoproj.io/hook": "PreSync", "note": value}),
+            )
+        };
+        for piece in good {
+            let value = format!("{}{piece}", "x".repeat(pad));
+            let body = note(&value);
+            let Ok(Request {
+                object: WireObject::Object(object),
+                ..
+            }) = Request::parse(&body)
+            else {
+                panic!("{value:?} not read");
+            };
+            let read = object.annotations().and_then(|a| a.get("note"));
+            assert_eq!(read.map(|v| &**v), Some(&*value));
+            assert_eq!(answer(Webhook::Validate, &body).0["allowed"], true);
+        }
+        for piece in bad {
+            let mut body = note(&format!("{}{PLACE}", "x".repeat(pad)));
+            let at = body
+                .windows(PLACE.len())
+                .position(|w| w == PLACE.as_bytes())
+                .expect("the placeholder");
+            body.splice(at..at + PLACE.len(), piece.iter().copied());
+            let (v, d) = answer(Webhook::Validate, &body);
+            assert_eq!(v["allowed"], false);
+            let msg = v["status"]["message"].as_str().unwrap();
+            assert!(msg.contains("not UTF-8"), "{msg}");
+            assert!(
+                msg.contains(&format!("from index {at}")),
+                "{piece:?} at {at}: {msg}"
+            );
+            assert_eq!(d.verdict(), "invalid");
+        }
+    }
 }
 
 /// The patch the webhook sends, written straight from the changes and base64-encoded by
