@@ -187,7 +187,7 @@ impl<'a> Request<'a> {
 }
 
 /// JSON is UTF-8: checked once for the whole body, so the reader need not check every
-/// string again. simdutf8 checks a 2 KB review in a quarter of std's instructions (it picks
+/// string again. simdutf8 checks a 2 KB review in about a third of std's instructions (it picks
 /// AVX2 or SSE4.2 at run time); it says only *that* a body is not UTF-8, so std checks a
 /// rejected body again to say where.
 fn utf8(body: &[u8]) -> Result<&str, (Option<String>, ReviewError)> {
