@@ -52,13 +52,14 @@ measure() { # name port -- command...
   cp "$dump" "target/callgrind.$name.out"
 }
 
-P=$(free_ports 1)
+P=$(free_ports 1) || { echo "instructions.sh: no free port on 127.0.0.1" >&2; exit 1; }
 measure ceiling "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key"
 if [ "${FLOOR:-0}" = 1 ]; then
-  P=$(free_ports 1)
+  P=$(free_ports 1) || { echo "instructions.sh: no free port on 127.0.0.1" >&2; exit 1; }
   measure floor "$P" -- "$R"/examples/ceiling "127.0.0.1:$P" "$TMP/tls.crt" "$TMP/tls.key" --check-json
 fi
-read -r P A < <(free_ports 2)
+PORTS=$(free_ports 2) || { echo "instructions.sh: no free ports on 127.0.0.1" >&2; exit 1; }
+read -r P A <<<"$PORTS"
 measure hookguard "$P" -- "$R"/hookguard --log-format json --log-level info serve \
   --addr "127.0.0.1:$P" --admin-addr "127.0.0.1:$A" --tls-cert "$TMP/tls.crt" \
   --tls-key "$TMP/tls.key" --shutdown-delay 0s

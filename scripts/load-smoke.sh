@@ -22,7 +22,8 @@ fail() {
 # shellcheck source=scripts/ports.sh
 . scripts/ports.sh
 # Ports free now, so the check can run beside `make load` and its fixed ports.
-read -r HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT < <(free_ports 4)
+PORTS=$(free_ports 4) || fail "no free ports on 127.0.0.1"
+read -r HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT <<<"$PORTS"
 export HG_PORT HG_ADMIN_PORT CEIL_PORT FLOOR_PORT
 
 # The build settings only make the run quick to build; load.sh reads the rest.

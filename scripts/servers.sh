@@ -32,4 +32,3 @@ wait_serving() {
     sleep 0.1
   done
 }
-

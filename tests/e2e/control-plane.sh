@@ -377,7 +377,6 @@ require_installed() {
   installed || die "the control plane is not installed in $CP_CACHE: run '$SELF install' first"
 }
 
-
 alive() { # a running (not zombie) process
   local pid=$1 stat
   [[ -r /proc/$pid/stat ]] || return 1
